@@ -1,0 +1,51 @@
+# crawlpolite. `make help` lists the targets.
+SHELL := /usr/bin/env bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+GO ?= go
+# Test dependencies (redis-server, kube-apiserver, etcd, golangci-lint) are installed and cached by
+# version outside the repository; DEPS prints the environment that points the tests at them.
+DEPS := hack/test-deps.sh
+PKGS := ./...
+
+.PHONY: help
+help: ## List the targets.
+	@awk 'BEGIN{FS=":.*## "} /^[a-z-]+:.*## /{printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: deps
+deps: ## Install the test dependencies (idempotent; cached by version).
+	@bash $(DEPS) all >/dev/null
+
+.PHONY: test
+test: ## Install test dependencies, then vet, lint and run every test with the race detector.
+	@env_lines=$$(bash $(DEPS) all) && eval "$$env_lines" && \
+	  $(GO) vet $(PKGS) && \
+	  golangci-lint run $(PKGS) && \
+	  $(GO) test -race -count=1 -timeout 30m $(PKGS)
+
+.PHONY: unit
+unit: ## Run the tests without installing anything (what is missing is skipped).
+	$(GO) test -race -count=1 $(PKGS)
+
+.PHONY: lint
+lint: ## Run golangci-lint (installed at its pinned version).
+	@env_lines=$$(bash $(DEPS) lint) && eval "$$env_lines" && golangci-lint run $(PKGS)
+
+.PHONY: bench
+bench: ## Run the benchmarks against real servers (side by side with their baselines).
+	@env_lines=$$(bash $(DEPS) redis) && eval "$$env_lines" && \
+	  $(GO) test -run '^$$' -bench . -benchtime 3s -count 1 ./pkg/semaphore/...
+
+.PHONY: generate
+generate: ## Regenerate generated code (none yet outside go:embed).
+	$(GO) generate $(PKGS)
+
+.PHONY: e2e
+e2e: ## Run the end-to-end suite (real kube-apiserver, Redis and processes).
+	@env_lines=$$(bash $(DEPS) all) && eval "$$env_lines" && \
+	  if [ -d e2e ]; then $(GO) test -race -count=1 ./e2e/...; else echo "e2e: no suite yet"; fi
+
+.PHONY: demo
+demo: ## Run the standalone demo (no Redis, no Kubernetes).
+	@if [ -d cmd/sidecar ]; then $(GO) run ./cmd/demo; else echo "demo: the sidecar has not landed yet (issue 6)"; exit 1; fi

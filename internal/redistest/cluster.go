@@ -1,0 +1,86 @@
+package redistest
+
+import (
+	"fmt"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Cluster is a six-node Redis Cluster (three masters, three replicas) started by a test.
+type Cluster struct {
+	Nodes []*Server
+}
+
+// StartCluster starts six cluster-enabled redis-servers and joins them with
+// `redis-cli --cluster create --cluster-replicas 1`. It returns once every slot is served and the
+// replicas are linked, and stops every node when the test ends.
+func StartCluster(t testing.TB) *Cluster {
+	t.Helper()
+	cli := lookBin(t, "redis-cli")
+	c := &Cluster{}
+	addrs := make([]string, 0, 6)
+	for range 6 {
+		s := Start(t, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+			"--cluster-node-timeout", "2000", "--repl-diskless-sync-delay", "0")
+		c.Nodes = append(c.Nodes, s)
+		addrs = append(addrs, s.Addr)
+	}
+	args := append([]string{"--cluster", "create"}, addrs...)
+	args = append(args, "--cluster-replicas", "1", "--cluster-yes")
+	if out, err := exec.Command(cli, args...).CombinedOutput(); err != nil {
+		t.Fatalf("redistest: cluster create: %v\n%s", err, out)
+	}
+	if err := c.waitReady(15 * time.Second); err != nil {
+		t.Fatalf("redistest: %v", err)
+	}
+	return c
+}
+
+// Addrs returns every node's address, for a cluster client's seed list.
+func (c *Cluster) Addrs() []string {
+	out := make([]string, len(c.Nodes))
+	for i, n := range c.Nodes {
+		out[i] = n.Addr
+	}
+	return out
+}
+
+// URL returns a redis+cluster URL listing every node, the form the sidecar's --redis flag reads.
+func (c *Cluster) URL() string {
+	return "redis+cluster://" + strings.Join(c.Addrs(), ",")
+}
+
+func (c *Cluster) waitReady(timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if c.ready() {
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("cluster not ready after %v", timeout)
+}
+
+// ready reports whether every node sees the cluster as ok and every replica's link is up.
+func (c *Cluster) ready() bool {
+	replicas := 0
+	for _, n := range c.Nodes {
+		info, err := n.Do("CLUSTER", "INFO")
+		if err != nil || !strings.Contains(info, "cluster_state:ok") || !strings.Contains(info, "cluster_slots_ok:16384") {
+			return false
+		}
+		repl, err := n.Do("INFO", "replication")
+		if err != nil {
+			return false
+		}
+		if strings.Contains(repl, "role:slave") {
+			if !strings.Contains(repl, "master_link_status:up") {
+				return false
+			}
+			replicas++
+		}
+	}
+	return replicas == 3
+}
