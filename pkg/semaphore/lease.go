@@ -1,0 +1,135 @@
+package semaphore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// Lease is a granted slot. It refreshes itself while held; Lost is closed if it could not.
+type Lease struct {
+	Key   string
+	ID    string
+	Token int64     // fencing token, increasing per key while the key is active
+	Start time.Time // local time the request may start (the delay gate)
+	// Scheduled is the start on the backend's clock (Redis TIME), for observability. Clients never
+	// compare it with their own clock; Start is derived from a duration.
+	Scheduled time.Time
+
+	s        *Semaphore
+	lost     chan struct{}
+	mu       sync.Mutex
+	expires  time.Time
+	timer    *time.Timer
+	released bool
+}
+
+func (s *Semaphore) newLease(key, rid string, g grant, received time.Time) *Lease {
+	l := &Lease{
+		Key: key, ID: rid, Token: g.token, Scheduled: g.scheduled,
+		// The grant was decided before it was received, so counting the wait from receipt can only
+		// start late, never early.
+		Start:   received.Add(g.wait),
+		s:       s,
+		lost:    make(chan struct{}),
+		expires: received.Add(g.ttl),
+	}
+	l.mu.Lock()
+	l.scheduleLocked(received)
+	l.mu.Unlock()
+	return l
+}
+
+// Wait sleeps until the lease's start. It returns ctx's error if ctx ends first.
+func (l *Lease) Wait(ctx context.Context) error {
+	d := time.Until(l.Start)
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Lost is closed when the lease could not be refreshed before it ran out: another request may now
+// hold the slot, so the work done under it should stop.
+func (l *Lease) Lost() <-chan struct{} { return l.lost }
+
+// Expires returns the local time the lease runs out unless refreshed.
+func (l *Lease) Expires() time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.expires
+}
+
+// Release gives the slot back (one backend call). Releasing twice, or after the lease ran out, is
+// harmless: the backend ignores it and it cannot free another holder's slot.
+func (l *Lease) Release(ctx context.Context) error {
+	l.mu.Lock()
+	if l.released {
+		l.mu.Unlock()
+		return nil
+	}
+	l.released = true
+	if l.timer != nil {
+		l.timer.Stop()
+	}
+	l.mu.Unlock()
+	if err := l.s.st.leave(ctx, l.Key, l.ID, l.Token); err != nil {
+		return fmt.Errorf("%w: release %q: %w", ErrUnavailable, l.Key, err)
+	}
+	return nil
+}
+
+// scheduleLocked arms the next refresh two thirds of the way to expiry.
+func (l *Lease) scheduleLocked(now time.Time) {
+	left := l.expires.Sub(now)
+	if left <= 0 {
+		l.loseLocked()
+		return
+	}
+	// Retries after a failed refresh come at least 10ms apart, not ever faster towards expiry.
+	l.timer = time.AfterFunc(max(left*2/3, min(left, 10*time.Millisecond)), l.refresh)
+}
+
+func (l *Lease) refresh() {
+	l.mu.Lock()
+	if l.released {
+		l.mu.Unlock()
+		return
+	}
+	l.mu.Unlock()
+	ctx, cancel := context.WithDeadline(context.Background(), l.Expires())
+	left, err := l.s.st.refresh(ctx, l.Key, l.ID, l.Token)
+	cancel()
+	now := time.Now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.released {
+		return
+	}
+	switch {
+	case errors.Is(err, errLost):
+		l.loseLocked()
+	case err != nil: // backend trouble: keep trying until the lease runs out
+		l.scheduleLocked(now)
+	default:
+		l.expires = now.Add(left)
+		l.scheduleLocked(now)
+	}
+}
+
+func (l *Lease) loseLocked() {
+	select {
+	case <-l.lost:
+	default:
+		close(l.lost)
+	}
+}

@@ -1,0 +1,23 @@
+-- backoff.lua: push the key's next start later for every client (upstream 429/503).
+-- KEYS: see common.lua.
+-- ARGV[1] retry  ms the upstream asked for (Retry-After), or 0 for exponential backoff
+-- ARGV[2] base   ms, first step of the exponential backoff
+-- ARGV[3] max    ms, cap of any backoff; a key quiet for this long after its backoff starts again at base
+-- ARGV[4] id     event id, so a retried call is not counted twice
+-- Reply: {applied ms, level}
+local retry, base, max, id = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+local now = now_ms()
+local m = redis.call('HMGET', KEYS[6], 'bo', 'bl', 'bid', 'next')
+local bo, level = tonumber(m[1]) or 0, tonumber(m[2]) or 0
+if m[3] == id then return {math.max(0, bo - now), level} end
+if bo + max < now then level = 0 end
+level = level + 1
+local d = retry
+if d <= 0 then d = base * math.pow(2, math.min(level - 1, 40)) end
+d = math.floor(math.min(d, max))
+local untl = now + d
+if untl > bo then bo = untl end
+redis.call('HSET', KEYS[6], 'bo', fmt(bo), 'bl', fmt(level), 'bid', id,
+  'next', fmt(math.max(tonumber(m[4]) or 0, untl)))
+touch(now)
+return {d, level}

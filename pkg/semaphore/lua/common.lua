@@ -1,0 +1,118 @@
+-- common.lua: helpers prepended to every script of pkg/semaphore (not a script on its own).
+--
+-- The keys of one semaphore key, all sharing one hash tag so every script runs on Redis Cluster:
+--   KEYS[1] holders  ZSET  rid -> lease expiry (ms, Redis server time)
+--   KEYS[2] grants   HASH  rid -> "token limit start"   (one field per holder)
+--   KEYS[3] queue    ZSET  rid -> arrival sequence      (FIFO order)
+--   KEYS[4] params   HASH  rid -> "limit delay lease ttl channel" of a waiter
+--   KEYS[5] alive    ZSET  rid -> waiter deadline (ms); a waiter that stops heartbeating is dropped
+--   KEYS[6] meta     HASH  seq, tok, next (earliest next start), last (last start), bo (backoff until),
+--                          bl (backoff level), bid (last backoff event id), limit, delay (last granted)
+-- Every time is read from TIME and every number written with string.format('%d'): '%.14g' would
+-- truncate tokens and epoch milliseconds.
+
+local function fmt(n) return string.format('%d', n) end
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local function grant_fields(rid)
+  local g = redis.call('HGET', KEYS[2], rid)
+  if not g then return nil end
+  local token, limit, start = string.match(g, '^(%d+) (%d+) (%d+)$')
+  return tonumber(token), tonumber(limit), tonumber(start)
+end
+
+-- purge drops holders whose lease ran out and waiters that stopped heartbeating.
+local function purge(now)
+  local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, 1000)
+  if #dead > 0 then
+    redis.call('ZREM', KEYS[1], unpack(dead))
+    redis.call('HDEL', KEYS[2], unpack(dead))
+  end
+  local gone = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', now, 'LIMIT', 0, 1000)
+  if #gone > 0 then
+    redis.call('ZREM', KEYS[5], unpack(gone))
+    redis.call('ZREM', KEYS[3], unpack(gone))
+    redis.call('HDEL', KEYS[4], unpack(gone))
+  end
+end
+
+-- room reports whether one more holder fits: under the candidate's own limit and under the limit of
+-- every current holder, so no holder ever shares the key with more than its own limit allows.
+local function room(limit)
+  local n = redis.call('ZCARD', KEYS[1])
+  if n >= limit then return false end
+  if n == 0 then return true end
+  for _, v in ipairs(redis.call('HVALS', KEYS[2])) do
+    local l = tonumber(string.match(v, '^%d+ (%d+)'))
+    if l and n >= l then return false end
+  end
+  return true
+end
+
+-- grant makes rid a holder. Its start is the later of now, the gate (previous start + its delay, or
+-- a backoff) and the previous start + this caller's own delay, so consecutive starts are at least
+-- the larger of the two delays apart. ttl bounds the first lease of a handed-off grant.
+local function grant(rid, limit, delay, ttl, now)
+  local m = redis.call('HMGET', KEYS[6], 'next', 'last')
+  local start = math.max(now, tonumber(m[1]) or 0)
+  if m[2] then start = math.max(start, tonumber(m[2]) + delay) end
+  local token = redis.call('HINCRBY', KEYS[6], 'tok', 1)
+  redis.call('HSET', KEYS[6], 'next', fmt(start + delay), 'last', fmt(start), 'limit', fmt(limit), 'delay', fmt(delay))
+  local exp = start + ttl
+  redis.call('ZADD', KEYS[1], fmt(exp), rid)
+  redis.call('HSET', KEYS[2], rid, fmt(token) .. ' ' .. fmt(limit) .. ' ' .. fmt(start))
+  return token, start, exp
+end
+
+-- pump hands free slots to the head of the queue, in arrival order, and pushes each grant to its
+-- waiter's channel: "rid token start wait ttl" (start absolute, wait and ttl relative to now, ms).
+local function pump(now)
+  while true do
+    local head = redis.call('ZRANGE', KEYS[3], 0, 0)
+    if #head == 0 then return end
+    local rid = head[1]
+    local p = redis.call('HGET', KEYS[4], rid)
+    local limit, delay, lease, ttl, ch
+    if p then limit, delay, lease, ttl, ch = string.match(p, '^(%d+) (%d+) (%d+) (%d+) (.+)$') end
+    if not ch then
+      redis.call('ZREM', KEYS[3], rid)
+      redis.call('ZREM', KEYS[5], rid)
+      redis.call('HDEL', KEYS[4], rid)
+    else
+      limit = tonumber(limit)
+      if not room(limit) then return end
+      redis.call('ZREM', KEYS[3], rid)
+      redis.call('ZREM', KEYS[5], rid)
+      redis.call('HDEL', KEYS[4], rid)
+      -- A waiter may have died since its last heartbeat: its first lease lasts no longer than its
+      -- waiter TTL, and the live client's first refresh extends it to the full lease.
+      local token, start, exp = grant(rid, limit, tonumber(delay), math.min(tonumber(lease), tonumber(ttl)), now)
+      redis.call('PUBLISH', ch, rid .. ' ' .. fmt(token) .. ' ' .. fmt(start) .. ' ' .. fmt(start - now) .. ' ' .. fmt(exp - now))
+    end
+  end
+end
+
+-- touch sets every key's expiry to the key's horizon: the last lease, waiter deadline, gate or
+-- backoff, plus a second. An idle key thus leaves nothing behind, and the gate outlives idleness.
+local function touch(now)
+  local h = now
+  local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+  if last[2] then h = math.max(h, tonumber(last[2])) end
+  last = redis.call('ZRANGE', KEYS[5], -1, -1, 'WITHSCORES')
+  if last[2] then h = math.max(h, tonumber(last[2])) end
+  local m = redis.call('HMGET', KEYS[6], 'next', 'bo')
+  h = math.max(h, tonumber(m[1]) or 0, tonumber(m[2]) or 0)
+  local at = fmt(h + 1000)
+  for i = 1, 6 do redis.call('PEXPIREAT', KEYS[i], at) end
+end
+
+-- recheck is how long a waiter may sleep before the earliest lease could run out (at least 1 ms).
+local function recheck(now, heartbeat)
+  local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  if first[2] then return math.max(1, math.min(heartbeat, tonumber(first[2]) - now + 1)) end
+  return heartbeat
+end

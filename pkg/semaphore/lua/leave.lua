@@ -1,0 +1,24 @@
+-- leave.lua: release a held slot, or leave the queue; then hand free slots to the next waiters.
+-- KEYS: see common.lua.
+-- ARGV[1] rid    request id
+-- ARGV[2] token  fencing token of the grant, or 0 when the caller never saw one (a cancelled waiter)
+-- Reply: 1 released, 2 left the queue, 0 not found (already released or expired: idempotent),
+--        -1 fenced (the rid holds a grant with another token; nothing changed)
+local rid, token = ARGV[1], tonumber(ARGV[2])
+local now = now_ms()
+purge(now)
+local res = 0
+local held = grant_fields(rid)
+if held then
+  if token ~= 0 and held ~= token then return -1 end
+  redis.call('ZREM', KEYS[1], rid)
+  redis.call('HDEL', KEYS[2], rid)
+  res = 1
+elseif redis.call('ZREM', KEYS[3], rid) == 1 then
+  redis.call('ZREM', KEYS[5], rid)
+  redis.call('HDEL', KEYS[4], rid)
+  res = 2
+end
+pump(now)
+touch(now)
+return res

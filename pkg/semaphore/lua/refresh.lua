@@ -1,0 +1,15 @@
+-- refresh.lua: extend a holder's lease.
+-- KEYS: see common.lua.
+-- ARGV[1] rid    request id
+-- ARGV[2] token  fencing token of the grant
+-- ARGV[3] lease  new lease, ms, counted from now (or from the start, if that is later)
+-- Reply: remaining lease in ms (> 0), or -1 when the grant is gone or belongs to another token.
+local rid, token, lease = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local now = now_ms()
+purge(now)
+local held, _, start = grant_fields(rid)
+if not held or held ~= token then return -1 end
+local exp = math.max(now, start) + lease
+redis.call('ZADD', KEYS[1], 'XX', fmt(exp), rid)
+touch(now)
+return exp - now

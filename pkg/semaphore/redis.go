@@ -1,0 +1,199 @@
+package semaphore
+
+import (
+	"context"
+	_ "embed"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+var (
+	//go:embed lua/common.lua
+	luaCommon string
+	//go:embed lua/acquire.lua
+	luaAcquire string
+	//go:embed lua/leave.lua
+	luaLeave string
+	//go:embed lua/refresh.lua
+	luaRefresh string
+	//go:embed lua/backoff.lua
+	luaBackoff string
+	//go:embed lua/state.lua
+	luaState string
+)
+
+// Scripts are loaded with EVALSHA, falling back to EVAL (redis.Script.Run) after a restart or failover
+// that emptied the script cache.
+var (
+	scriptAcquire = redis.NewScript(luaCommon + luaAcquire)
+	scriptLeave   = redis.NewScript(luaCommon + luaLeave)
+	scriptRefresh = redis.NewScript(luaCommon + luaRefresh)
+	scriptBackoff = redis.NewScript(luaCommon + luaBackoff)
+	scriptState   = redis.NewScript(luaCommon + luaState)
+)
+
+// Client is what the Redis backend needs of go-redis: scripts, and pub/sub for grants pushed to
+// waiters. *redis.Client, *redis.ClusterClient and the Sentinel-backed failover client satisfy it.
+type Client interface {
+	redis.Scripter
+	Subscribe(ctx context.Context, channels ...string) *redis.PubSub
+}
+
+var (
+	_ Client = (*redis.Client)(nil)
+	_ Client = (*redis.ClusterClient)(nil)
+)
+
+// NewRedis returns a Semaphore shared through Redis with every other process using the same Redis
+// and Options.Prefix. It subscribes to this process's wake-up channel in the background; a push
+// missed while the subscription is down is covered by the waiters' heartbeat.
+func NewRedis(c Client, opts Options) (*Semaphore, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	opts = opts.withDefaults()
+	w := newWaiters()
+	rs := &redisStore{c: c, opts: opts, channel: opts.Prefix + ":wake:" + newID(), done: make(chan struct{})}
+	rs.ps = c.Subscribe(context.Background(), rs.channel)
+	go rs.listen(w)
+	return &Semaphore{opts: opts, st: rs, waiters: w}, nil
+}
+
+type redisStore struct {
+	c       Client
+	opts    Options
+	channel string
+	ps      *redis.PubSub
+	done    chan struct{}
+}
+
+// keys returns the six keys of a semaphore key, all with the same hash tag.
+func (r *redisStore) keys(key string) []string {
+	p := r.opts.Prefix + ":{" + key + "}:"
+	return []string{p + "h", p + "g", p + "q", p + "p", p + "a", p + "m"}
+}
+
+func ms(d time.Duration) int64 { return d.Milliseconds() }
+
+func (r *redisStore) acquire(ctx context.Context, key, rid string, l Limits) (reply, error) {
+	v, err := scriptAcquire.Run(ctx, r.c, r.keys(key), rid, l.Concurrency, ms(l.Delay), ms(r.opts.Lease),
+		ms(r.opts.WaiterTTL), r.opts.MaxQueue, r.channel, ms(r.opts.Heartbeat)).Result()
+	if err != nil {
+		return reply{}, err
+	}
+	n, err := ints(v, 2)
+	if err != nil {
+		return reply{}, err
+	}
+	switch n[0] {
+	case 1:
+		if len(n) != 5 {
+			return reply{}, fmt.Errorf("semaphore: acquire reply %v", n)
+		}
+		return reply{status: granted, grant: grantOf(n[1:])}, nil
+	case 0:
+		if len(n) != 3 {
+			return reply{}, fmt.Errorf("semaphore: acquire reply %v", n)
+		}
+		return reply{status: queued, recheck: time.Duration(n[2]) * time.Millisecond}, nil
+	case -1:
+		return reply{status: full}, nil
+	}
+	return reply{}, fmt.Errorf("semaphore: acquire reply %v", n)
+}
+
+// grantOf decodes token, start (server ms), wait (ms) and ttl (ms).
+func grantOf(n []int64) grant {
+	return grant{token: n[0], scheduled: time.UnixMilli(n[1]),
+		wait: time.Duration(n[2]) * time.Millisecond, ttl: time.Duration(n[3]) * time.Millisecond}
+}
+
+func (r *redisStore) leave(ctx context.Context, key, rid string, token int64) error {
+	return scriptLeave.Run(ctx, r.c, r.keys(key), rid, token).Err()
+}
+
+func (r *redisStore) refresh(ctx context.Context, key, rid string, token int64) (time.Duration, error) {
+	v, err := scriptRefresh.Run(ctx, r.c, r.keys(key), rid, token, ms(r.opts.Lease)).Int64()
+	switch {
+	case err != nil:
+		return 0, err
+	case v <= 0:
+		return 0, errLost
+	}
+	return time.Duration(v) * time.Millisecond, nil
+}
+
+func (r *redisStore) backoff(ctx context.Context, key, id string, retryAfter time.Duration) (time.Duration, error) {
+	v, err := scriptBackoff.Run(ctx, r.c, r.keys(key), ms(retryAfter), ms(r.opts.BackoffBase), ms(r.opts.MaxBackoff), id).Result()
+	if err != nil {
+		return 0, err
+	}
+	n, err := ints(v, 2)
+	if err != nil {
+		return 0, err
+	}
+	return time.Duration(n[0]) * time.Millisecond, nil
+}
+
+func (r *redisStore) state(ctx context.Context, key string) (State, error) {
+	v, err := scriptState.Run(ctx, r.c, r.keys(key)).Result()
+	if err != nil {
+		return State{}, err
+	}
+	n, err := ints(v, 7)
+	if err != nil {
+		return State{}, err
+	}
+	msd := func(x int64) time.Duration { return time.Duration(x) * time.Millisecond }
+	return State{Holders: int(n[0]), Waiters: int(n[1]), Limit: int(n[2]), Delay: msd(n[3]),
+		NextStart: msd(n[4]), Backoff: msd(n[5]), BackoffLevel: int(n[6])}, nil
+}
+
+// listen delivers grants pushed on this process's channel: "rid token start wait ttl".
+func (r *redisStore) listen(w *waiters) {
+	defer close(r.done)
+	for m := range r.ps.Channel(redis.WithChannelSize(1024)) {
+		f := strings.Fields(m.Payload)
+		if len(f) != 5 {
+			continue
+		}
+		n := make([]int64, 4)
+		ok := true
+		for i, s := range f[1:] {
+			var err error
+			if n[i], err = strconv.ParseInt(s, 10, 64); err != nil {
+				ok = false
+			}
+		}
+		if ok {
+			w.deliver(f[0], grantOf(n))
+		}
+	}
+}
+
+func (r *redisStore) close() error {
+	err := r.ps.Close()
+	<-r.done
+	return err
+}
+
+// ints decodes a script's array reply of integers, checking every element's type.
+func ints(v any, atLeast int) ([]int64, error) {
+	a, ok := v.([]any)
+	if !ok || len(a) < atLeast {
+		return nil, fmt.Errorf("semaphore: unexpected script reply %T %v", v, v)
+	}
+	out := make([]int64, len(a))
+	for i, e := range a {
+		x, ok := e.(int64)
+		if !ok {
+			return nil, fmt.Errorf("semaphore: unexpected script reply element %T %v", e, e)
+		}
+		out[i] = x
+	}
+	return out, nil
+}
