@@ -15,7 +15,7 @@ local rid = ARGV[1]
 local limit, delay, lease = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local ttl, maxq, heartbeat = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[8])
 local now = now_ms()
-purge(now)
+local queued = purge(now)
 
 local function granted()
   local token, _, start = grant_fields(rid)
@@ -27,29 +27,28 @@ end
 local r = granted()
 if r then return r end
 
-if redis.call('ZSCORE', KEYS[3], rid) then
+if queued > 0 and redis.call('ZSCORE', KEYS[3], rid) then
   redis.call('ZADD', KEYS[5], fmt(now + ttl), rid)
-  pump(now)
-  touch(now)
+  queued = pump(now, queued)
+  touch(now, queued)
   r = granted()
   if r then return r end
   return {0, redis.call('ZRANK', KEYS[3], rid) + 1, recheck(now, heartbeat)}
 end
 
-pump(now)
-local queued = redis.call('ZCARD', KEYS[3])
+queued = pump(now, queued)
 if queued == 0 and room(limit) then
-  grant(rid, limit, delay, lease, now)
-  touch(now)
-  return granted()
+  local token, start, exp = grant(rid, limit, delay, lease, now)
+  touch(now, 0)
+  return {1, token, start, start - now, exp - now}
 end
 if queued >= maxq then
-  touch(now)
+  touch(now, queued)
   return {-1, queued}
 end
 local seq = redis.call('HINCRBY', KEYS[6], 'seq', 1)
 redis.call('ZADD', KEYS[3], fmt(seq), rid)
 redis.call('HSET', KEYS[4], rid, fmt(limit) .. ' ' .. fmt(delay) .. ' ' .. fmt(lease) .. ' ' .. fmt(ttl) .. ' ' .. ARGV[7])
 redis.call('ZADD', KEYS[5], fmt(now + ttl), rid)
-touch(now)
+touch(now, queued + 1)
 return {0, queued + 1, recheck(now, heartbeat)}

@@ -25,19 +25,22 @@ local function grant_fields(rid)
   return tonumber(token), tonumber(limit), tonumber(start)
 end
 
--- purge drops holders whose lease ran out and waiters that stopped heartbeating.
+-- purge drops holders whose lease ran out and waiters that stopped heartbeating. It returns the
+-- number of waiters left, so the common case (nobody waiting) skips all queue work.
 local function purge(now)
   local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, 1000)
   if #dead > 0 then
     redis.call('ZREM', KEYS[1], unpack(dead))
     redis.call('HDEL', KEYS[2], unpack(dead))
   end
+  if redis.call('ZCARD', KEYS[3]) == 0 then return 0 end
   local gone = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', now, 'LIMIT', 0, 1000)
   if #gone > 0 then
     redis.call('ZREM', KEYS[5], unpack(gone))
     redis.call('ZREM', KEYS[3], unpack(gone))
     redis.call('HDEL', KEYS[4], unpack(gone))
   end
+  return redis.call('ZCARD', KEYS[3])
 end
 
 -- room reports whether one more holder fits: under the candidate's own limit and under the limit of
@@ -70,10 +73,10 @@ end
 
 -- pump hands free slots to the head of the queue, in arrival order, and pushes each grant to its
 -- waiter's channel: "rid token start wait ttl" (start absolute, wait and ttl relative to now, ms).
-local function pump(now)
-  while true do
+-- queued is the queue's length; pump returns it as it leaves it.
+local function pump(now, queued)
+  while queued > 0 do
     local head = redis.call('ZRANGE', KEYS[3], 0, 0)
-    if #head == 0 then return end
     local rid = head[1]
     local p = redis.call('HGET', KEYS[4], rid)
     local limit, delay, lease, ttl, ch
@@ -84,7 +87,7 @@ local function pump(now)
       redis.call('HDEL', KEYS[4], rid)
     else
       limit = tonumber(limit)
-      if not room(limit) then return end
+      if not room(limit) then return queued end
       redis.call('ZREM', KEYS[3], rid)
       redis.call('ZREM', KEYS[5], rid)
       redis.call('HDEL', KEYS[4], rid)
@@ -93,21 +96,31 @@ local function pump(now)
       local token, start, exp = grant(rid, limit, tonumber(delay), math.min(tonumber(lease), tonumber(ttl)), now)
       redis.call('PUBLISH', ch, rid .. ' ' .. fmt(token) .. ' ' .. fmt(start) .. ' ' .. fmt(start - now) .. ' ' .. fmt(exp - now))
     end
+    queued = queued - 1
   end
+  return 0
 end
 
 -- touch sets every key's expiry to the key's horizon: the last lease, waiter deadline, gate or
 -- backoff, plus a second. An idle key thus leaves nothing behind, and the gate outlives idleness.
-local function touch(now)
+-- queued is the queue's length: with nobody waiting the three queue keys do not exist.
+local function touch(now, queued)
   local h = now
   local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
   if last[2] then h = math.max(h, tonumber(last[2])) end
-  last = redis.call('ZRANGE', KEYS[5], -1, -1, 'WITHSCORES')
-  if last[2] then h = math.max(h, tonumber(last[2])) end
+  if queued > 0 then
+    last = redis.call('ZRANGE', KEYS[5], -1, -1, 'WITHSCORES')
+    if last[2] then h = math.max(h, tonumber(last[2])) end
+  end
   local m = redis.call('HMGET', KEYS[6], 'next', 'bo')
   h = math.max(h, tonumber(m[1]) or 0, tonumber(m[2]) or 0)
   local at = fmt(h + 1000)
-  for i = 1, 6 do redis.call('PEXPIREAT', KEYS[i], at) end
+  redis.call('PEXPIREAT', KEYS[1], at)
+  redis.call('PEXPIREAT', KEYS[2], at)
+  redis.call('PEXPIREAT', KEYS[6], at)
+  if queued > 0 then
+    for i = 3, 5 do redis.call('PEXPIREAT', KEYS[i], at) end
+  end
 end
 
 -- recheck is how long a waiter may sleep before the earliest lease could run out (at least 1 ms).

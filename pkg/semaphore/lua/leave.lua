@@ -6,7 +6,7 @@
 --        -1 fenced (the rid holds a grant with another token; nothing changed)
 local rid, token = ARGV[1], tonumber(ARGV[2])
 local now = now_ms()
-purge(now)
+local queued = purge(now)
 local res = 0
 local held = grant_fields(rid)
 if held then
@@ -14,11 +14,12 @@ if held then
   redis.call('ZREM', KEYS[1], rid)
   redis.call('HDEL', KEYS[2], rid)
   res = 1
-elseif redis.call('ZREM', KEYS[3], rid) == 1 then
+elseif queued > 0 and redis.call('ZREM', KEYS[3], rid) == 1 then
   redis.call('ZREM', KEYS[5], rid)
   redis.call('HDEL', KEYS[4], rid)
+  queued = queued - 1
   res = 2
 end
-pump(now)
-touch(now)
+queued = pump(now, queued)
+touch(now, queued)
 return res

@@ -6,10 +6,10 @@
 -- Reply: remaining lease in ms (> 0), or -1 when the grant is gone or belongs to another token.
 local rid, token, lease = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local now = now_ms()
-purge(now)
+local queued = purge(now)
 local held, _, start = grant_fields(rid)
 if not held or held ~= token then return -1 end
 local exp = math.max(now, start) + lease
 redis.call('ZADD', KEYS[1], 'XX', fmt(exp), rid)
-touch(now)
+touch(now, queued)
 return exp - now
