@@ -54,8 +54,8 @@ func runHelper(mode string) int {
 	println := func(line string) {
 		mu.Lock()
 		defer mu.Unlock()
-		out.WriteString(line + "\n")
-		out.Flush()
+		_, _ = out.WriteString(line + "\n")
+		_ = out.Flush()
 	}
 	fail := func(err error) int { fmt.Fprintln(os.Stderr, mode+":", err); return 1 }
 	k := cfg.Keys[0]
