@@ -29,8 +29,9 @@ if r then return r end
 
 if queued > 0 and redis.call('ZSCORE', KEYS[3], rid) then
   redis.call('ZADD', KEYS[5], fmt(now + ttl), rid)
+  needs(now + ttl)
   queued = pump(now, queued)
-  touch(now, queued)
+  touch()
   r = granted()
   if r then return r end
   return {0, redis.call('ZRANK', KEYS[3], rid) + 1, recheck(now, heartbeat)}
@@ -39,16 +40,18 @@ end
 queued = pump(now, queued)
 if queued == 0 and room(limit) then
   local token, start, exp = grant(rid, limit, delay, lease, now)
-  touch(now, 0)
+  touch()
   return {1, token, start, start - now, exp - now}
 end
 if queued >= maxq then
-  touch(now, queued)
+  touch()
   return {-1, queued}
 end
 local seq = redis.call('HINCRBY', KEYS[6], 'seq', 1)
 redis.call('ZADD', KEYS[3], fmt(seq), rid)
 redis.call('HSET', KEYS[4], rid, fmt(limit) .. ' ' .. fmt(delay) .. ' ' .. fmt(lease) .. ' ' .. fmt(ttl) .. ' ' .. ARGV[7])
 redis.call('ZADD', KEYS[5], fmt(now + ttl), rid)
-touch(now, queued + 1)
+needs(now + ttl)
+if queued == 0 then fresh[#fresh + 1] = 3; fresh[#fresh + 1] = 4; fresh[#fresh + 1] = 5 end
+touch()
 return {0, queued + 1, recheck(now, heartbeat)}

@@ -19,5 +19,6 @@ local untl = now + d
 if untl > bo then bo = untl end
 redis.call('HSET', KEYS[6], 'bo', fmt(bo), 'bl', fmt(level), 'bid', id,
   'next', fmt(math.max(tonumber(m[4]) or 0, untl)))
-touch(now, redis.call('ZCARD', KEYS[3]))
+needs(untl)
+touch()
 return {d, level}

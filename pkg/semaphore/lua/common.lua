@@ -7,15 +7,26 @@
 --   KEYS[4] params   HASH  rid -> "limit delay lease ttl channel" of a waiter
 --   KEYS[5] alive    ZSET  rid -> waiter deadline (ms); a waiter that stops heartbeating is dropped
 --   KEYS[6] meta     HASH  seq, tok, next (earliest next start), last (last start), bo (backoff until),
---                          bl (backoff level), bid (last backoff event id), limit, delay (last granted)
+--                          bl (backoff level), bid (last backoff event id), limit, delay (last granted),
+--                          hz (the expiry every existing key was given, ms)
 -- Every time is read from TIME and every number written with string.format('%d'): '%.14g' would
 -- truncate tokens and epoch milliseconds.
 
 local function fmt(n) return string.format('%d', n) end
 
+-- What this script changed, for touch: the latest time it wrote (a lease, waiter deadline, gate or
+-- backoff) and the keys it created (which have no expiry yet).
+local horizon = 0
+local fresh = {}
+local room_n = 0 -- holders counted by the last room() call
+
+local function needs(t) if t > horizon then horizon = t end end
+
 local function now_ms()
   local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  needs(now)
+  return now
 end
 
 local function grant_fields(rid)
@@ -33,20 +44,22 @@ local function purge(now)
     redis.call('ZREM', KEYS[1], unpack(dead))
     redis.call('HDEL', KEYS[2], unpack(dead))
   end
-  if redis.call('ZCARD', KEYS[3]) == 0 then return 0 end
+  local queued = redis.call('ZCARD', KEYS[3])
+  if queued == 0 then return 0 end
   local gone = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', now, 'LIMIT', 0, 1000)
   if #gone > 0 then
     redis.call('ZREM', KEYS[5], unpack(gone))
     redis.call('ZREM', KEYS[3], unpack(gone))
     redis.call('HDEL', KEYS[4], unpack(gone))
   end
-  return redis.call('ZCARD', KEYS[3])
+  return queued - #gone
 end
 
 -- room reports whether one more holder fits: under the candidate's own limit and under the limit of
 -- every current holder, so no holder ever shares the key with more than its own limit allows.
 local function room(limit)
   local n = redis.call('ZCARD', KEYS[1])
+  room_n = n
   if n >= limit then return false end
   if n == 0 then return true end
   for _, v in ipairs(redis.call('HVALS', KEYS[2])) do
@@ -59,13 +72,18 @@ end
 -- grant makes rid a holder. Its start is the later of now, the gate (previous start + its delay, or
 -- a backoff) and the previous start + this caller's own delay, so consecutive starts are at least
 -- the larger of the two delays apart. ttl bounds the first lease of a handed-off grant.
+-- It is called right after room() said yes.
 local function grant(rid, limit, delay, ttl, now)
+  if room_n == 0 then fresh[#fresh + 1] = 1; fresh[#fresh + 1] = 2 end
+  room_n = room_n + 1
   local m = redis.call('HMGET', KEYS[6], 'next', 'last')
   local start = math.max(now, tonumber(m[1]) or 0)
   if m[2] then start = math.max(start, tonumber(m[2]) + delay) end
   local token = redis.call('HINCRBY', KEYS[6], 'tok', 1)
   redis.call('HSET', KEYS[6], 'next', fmt(start + delay), 'last', fmt(start), 'limit', fmt(limit), 'delay', fmt(delay))
   local exp = start + ttl
+  needs(exp)
+  needs(start + delay)
   redis.call('ZADD', KEYS[1], fmt(exp), rid)
   redis.call('HSET', KEYS[2], rid, fmt(token) .. ' ' .. fmt(limit) .. ' ' .. fmt(start))
   return token, start, exp
@@ -101,26 +119,30 @@ local function pump(now, queued)
   return 0
 end
 
--- touch sets every key's expiry to the key's horizon: the last lease, waiter deadline, gate or
--- backoff, plus a second. An idle key thus leaves nothing behind, and the gate outlives idleness.
--- queued is the queue's length: with nobody waiting the three queue keys do not exist.
-local function touch(now, queued)
-  local h = now
-  local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
-  if last[2] then h = math.max(h, tonumber(last[2])) end
-  if queued > 0 then
-    last = redis.call('ZRANGE', KEYS[5], -1, -1, 'WITHSCORES')
-    if last[2] then h = math.max(h, tonumber(last[2])) end
+-- touch keeps every key alive until the key's horizon: the latest lease, waiter deadline, gate or
+-- backoff, plus one to two seconds. An idle key thus leaves nothing behind, and the gate outlives
+-- idleness. Every existing key carries the expiry recorded in meta's hz; only when this script wrote
+-- something later than hz - 1s are all six extended (to a whole second, so that happens about once a
+-- second per busy key); otherwise only the keys this script created get hz.
+local function touch()
+  local hz = tonumber(redis.call('HGET', KEYS[6], 'hz'))
+  if hz and horizon + 1000 <= hz then
+    for _, i in ipairs(fresh) do redis.call('PEXPIREAT', KEYS[i], fmt(hz)) end
+    return
   end
-  local m = redis.call('HMGET', KEYS[6], 'next', 'bo')
-  h = math.max(h, tonumber(m[1]) or 0, tonumber(m[2]) or 0)
-  local at = fmt(h + 1000)
-  redis.call('PEXPIREAT', KEYS[1], at)
-  redis.call('PEXPIREAT', KEYS[2], at)
+  local at = fmt((math.floor(horizon / 1000) + 2) * 1000)
+  redis.call('HSET', KEYS[6], 'hz', at)
+  for i = 1, 6 do redis.call('PEXPIREAT', KEYS[i], at) end
+end
+
+-- settle is touch for a key left with no holders and no waiters: only meta remains, and it has
+-- to outlive the gate and the backoff only, so its expiry may shrink to that.
+local function settle(now)
+  local m = redis.call('HMGET', KEYS[6], 'next', 'bo', 'hz')
+  if not m[3] then return end -- meta does not exist (e.g. a replayed release of an expired key)
+  local at = fmt(math.max(now, tonumber(m[1]) or 0, tonumber(m[2]) or 0) + 1000)
+  redis.call('HSET', KEYS[6], 'hz', at)
   redis.call('PEXPIREAT', KEYS[6], at)
-  if queued > 0 then
-    for i = 3, 5 do redis.call('PEXPIREAT', KEYS[i], at) end
-  end
 end
 
 -- recheck is how long a waiter may sleep before the earliest lease could run out (at least 1 ms).

@@ -21,5 +21,5 @@ elseif queued > 0 and redis.call('ZREM', KEYS[3], rid) == 1 then
   res = 2
 end
 queued = pump(now, queued)
-touch(now, queued)
+if queued == 0 and redis.call('ZCARD', KEYS[1]) == 0 then settle(now) else touch() end
 return res

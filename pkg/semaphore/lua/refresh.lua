@@ -11,5 +11,6 @@ local held, _, start = grant_fields(rid)
 if not held or held ~= token then return -1 end
 local exp = math.max(now, start) + lease
 redis.call('ZADD', KEYS[1], 'XX', fmt(exp), rid)
-touch(now, queued)
+needs(exp)
+touch()
 return exp - now
