@@ -35,7 +35,7 @@ lint: ## Run golangci-lint (installed at its pinned version).
 .PHONY: bench
 bench: ## Run the benchmarks against real servers (side by side with their baselines).
 	@env_lines=$$(bash $(DEPS) redis) && eval "$$env_lines" && \
-	  $(GO) test -run '^$$' -bench . -benchtime 3s -count 1 ./pkg/semaphore/...
+	  $(GO) test -run '^$$' -bench . -benchtime 3s -count 1 ./pkg/semaphore/... ./pkg/robots/...
 
 .PHONY: generate
 generate: ## Regenerate generated code (none yet outside go:embed).

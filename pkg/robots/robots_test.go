@@ -1,0 +1,177 @@
+package robots
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestGroupsAndAgents(t *testing.T) {
+	const body = `# comment
+Disallow: /before-any-agent
+User-agent: FooBot/2.1
+User-agent: barbot
+Disallow: /private
+Crawl-delay: 0.5
+
+user-agent: foobot
+allow: /private/ok
+this line is nonsense
+Disallow /typo-without-colon
+
+User-agent: *
+Disallow: /
+Request-rate: 1/5
+Sitemap: http://example.com/sitemap.xml
+`
+	r := Parse([]byte(body))
+	cases := []struct {
+		agent, path string
+		allowed     bool
+	}{
+		{"FooBot", "/private/x", false},
+		{"foobot", "/private/ok/page", true}, // merged second group, longer allow wins
+		{"FOOBOT", "/typo-without-colon", false},
+		{"FooBot", "/before-any-agent", true}, // rules before any user-agent belong to no group
+		{"BarBot", "/private", false},
+		{"BarBot", "/private/ok", false}, // the allow is in foobot's second group only
+		{"BarBot", "/public", true},
+		{"foo", "/public", false}, // product tokens match whole, not by prefix: falls to *
+		{"other", "/anything", false},
+		{"other", "/robots.txt", true},
+	}
+	for _, c := range cases {
+		if got := r.Allowed(c.agent, c.path); got != c.allowed {
+			t.Errorf("Allowed(%q, %q) = %v, want %v", c.agent, c.path, got, c.allowed)
+		}
+	}
+	if d := r.For("foobot").CrawlDelay(); d != 500*time.Millisecond {
+		t.Errorf("foobot crawl delay %v, want 500ms", d)
+	}
+	if d := r.For("other").CrawlDelay(); d != 5*time.Second {
+		t.Errorf("request-rate 1/5 gave %v, want 5s", d)
+	}
+}
+
+func TestPatterns(t *testing.T) {
+	cases := []struct {
+		pattern, path string
+		match         bool
+	}{
+		{"/fish", "/fish.html", true},
+		{"/fish", "/Fish", false},
+		{"/fish*", "/fishheads/yummy", true},
+		{"/*.php", "/folder/filename.php?parameters", true},
+		{"/*.php$", "/filename.php", true},
+		{"/*.php$", "/filename.php?x", false},
+		{"/fish*.php", "/fishheads/catfish.php?p", true},
+		{"/a$b", "/a$b/c", true}, // '$' not at the end is literal
+		{"/%7Efoo", "/~foo", true},
+		{"/%2a", "/%2A", true}, // reserved escapes stay encoded, hex case-insensitive
+		{"/%2A", "/x", false},  // an encoded '*' is not a wildcard
+		{"*", "/", true},
+		{"/***$", "/", true},
+	}
+	for _, c := range cases {
+		if got := matches(normalise(c.path), normalise(c.pattern)); got != c.match {
+			t.Errorf("matches(%q, %q) = %v, want %v", c.path, c.pattern, got, c.match)
+		}
+	}
+}
+
+func TestProductToken(t *testing.T) {
+	for ua, want := range map[string]string{
+		"Mozilla/5.0 (compatible)": "Mozilla",
+		"my_crawler-2 (+http://x)": "my_crawler-",
+		"Scrapy/2.11":              "Scrapy",
+		"":                         "",
+	} {
+		if got := ProductToken(ua); got != want {
+			t.Errorf("ProductToken(%q) = %q, want %q", ua, got, want)
+		}
+	}
+}
+
+func TestDelays(t *testing.T) {
+	for v, want := range map[string]time.Duration{"2": 2 * time.Second, "0.25": 250 * time.Millisecond, "abc": 0, "-1": 0, "NaN": 0} {
+		r := Parse([]byte("User-agent: *\nCrawl-delay: " + v + "\n"))
+		if got := r.For("x").CrawlDelay(); got != want {
+			t.Errorf("Crawl-delay %q = %v, want %v", v, got, want)
+		}
+	}
+	for v, want := range map[string]time.Duration{"10/1m": 6 * time.Second, "2/1s": 500 * time.Millisecond, "0/5": 0, "x": 0} {
+		r := Parse([]byte("User-agent: *\nRequest-rate: " + v + "\n"))
+		if got := r.For("x").CrawlDelay(); got != want {
+			t.Errorf("Request-rate %q = %v, want %v", v, got, want)
+		}
+	}
+}
+
+func TestSizeCap(t *testing.T) {
+	var b bytes.Buffer
+	b.WriteString("User-agent: *\n")
+	for b.Len() < MaxSize-100 {
+		b.WriteString("Disallow: /filler-line-that-matches-nothing\n")
+	}
+	b.WriteString("Disallow: /within-cap\n")
+	for b.Len() < MaxSize+100 {
+		b.WriteString("#")
+	}
+	b.WriteString("\nDisallow: /beyond-cap\n")
+	r := Parse(b.Bytes())
+	if r.Allowed("x", "/within-cap") {
+		t.Error("a rule within the first 512 KiB was ignored")
+	}
+	if !r.Allowed("x", "/beyond-cap") {
+		t.Error("a rule beyond the size cap was applied")
+	}
+}
+
+// FuzzParseMatch: any body and path parse and match without panicking, in time linear-ish in their
+// size (the matcher's position set is bounded by the path length).
+func FuzzParseMatch(f *testing.F) {
+	f.Add([]byte("User-agent: *\nDisallow: /*a*b*c$\nAllow: /%7e\n"), "/xaybzc", "bot")
+	f.Add([]byte("\xef\xbbuser-agent foo\ndisallow /\ncrawl-delay: 1e9\n"), "/%zz%", "foo")
+	f.Fuzz(func(t *testing.T, body []byte, path, agent string) {
+		if len(path) > 4096 {
+			path = path[:4096]
+		}
+		r := Parse(body)
+		g := r.For(agent)
+		_ = g.Allowed(path)
+		if d := g.CrawlDelay(); d < 0 {
+			t.Fatalf("negative crawl delay %v", d)
+		}
+		if !r.Allowed(agent, "/robots.txt") {
+			t.Fatal("/robots.txt disallowed")
+		}
+	})
+}
+
+func BenchmarkAllowedCached(b *testing.B) {
+	var body strings.Builder
+	body.WriteString("User-agent: *\n")
+	for i := range 200 {
+		fmt.Fprintf(&body, "Disallow: /section%d/*.php$\nAllow: /section%d/public\n", i, i)
+	}
+	g := Parse([]byte(body.String())).For("crawler")
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		_ = g.Allowed("/section150/page-" + strings.Repeat("x", i%8) + ".html?q=1")
+	}
+}
+
+func BenchmarkParse500KiB(b *testing.B) {
+	var body bytes.Buffer
+	for body.Len() < 500<<10 {
+		fmt.Fprintf(&body, "User-agent: bot%d\nDisallow: /a/%d/*.html$\nAllow: /a/%d/ok\n", body.Len(), body.Len(), body.Len())
+	}
+	b.SetBytes(int64(body.Len()))
+	b.ResetTimer()
+	for range b.N {
+		_ = Parse(body.Bytes())
+	}
+}
