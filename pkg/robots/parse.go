@@ -145,13 +145,14 @@ func agentToken(v string) string {
 
 func tokenLen(v string) int {
 	for i := 0; i < len(v); i++ {
-		c := v[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '-' || c == '_') {
+		if !tokenChar(v[i]) {
 			return i
 		}
 	}
 	return len(v)
 }
+
+func tokenChar(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '-' || c == '_' }
 
 // ProductToken returns the product token of an HTTP User-Agent header: the text before the first
 // '/' or space ("Mozilla/5.0 ..." gives "Mozilla"), restricted to the characters RFC 9309 allows.
