@@ -152,7 +152,9 @@ func tokenLen(v string) int {
 	return len(v)
 }
 
-func tokenChar(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '-' || c == '_' }
+func tokenChar(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '-' || c == '_'
+}
 
 // ProductToken returns the product token of an HTTP User-Agent header: the text before the first
 // '/' or space ("Mozilla/5.0 ..." gives "Mozilla"), restricted to the characters RFC 9309 allows.
