@@ -1,0 +1,164 @@
+package robots
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestFetchStatusCodes(t *testing.T) {
+	const body = "User-agent: *\nDisallow: /private\n"
+	cases := map[string]struct {
+		handler http.HandlerFunc
+		status  Status
+		private bool // /private allowed?
+		public  bool // /public allowed?
+		ttl     time.Duration
+	}{
+		"200 parses":            {serve(200, body, ""), Fetched, false, true, 24 * time.Hour},
+		"200 max-age in bounds": {serve(200, body, "max-age=7200"), Fetched, false, true, 2 * time.Hour},
+		"200 max-age too short": {serve(200, body, "public, max-age=60"), Fetched, false, true, time.Hour},
+		"200 max-age too long":  {serve(200, body, "max-age=999999"), Fetched, false, true, 24 * time.Hour},
+		"404 allows all":        {serve(404, body, ""), Unavailable, true, true, 24 * time.Hour},
+		"403 allows all":        {serve(403, body, ""), Unavailable, true, true, 24 * time.Hour},
+		"429 disallows all":     {serve(429, body, ""), Unreachable, false, false, 5 * time.Minute},
+		"500 disallows all":     {serve(500, "User-agent: *\nAllow: /\n", ""), Unreachable, false, false, 5 * time.Minute},
+		"503 disallows all":     {serve(503, body, ""), Unreachable, false, false, 5 * time.Minute},
+		"redirect w/o location": {serve(302, body, ""), Unavailable, true, true, 5 * time.Minute},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			srv := httptest.NewServer(c.handler)
+			defer srv.Close()
+			r := newFetcher(srv).Fetch(context.Background(), srv.URL)
+			if r.Status != c.status || r.TTL != c.ttl {
+				t.Fatalf("status %v ttl %v (code %d, err %v), want %v %v", r.Status, r.TTL, r.Code, r.Err, c.status, c.ttl)
+			}
+			g := r.For("bot")
+			if g.Allowed("/private") != c.private || g.Allowed("/public") != c.public {
+				t.Fatalf("/private allowed %v, /public allowed %v; want %v, %v", g.Allowed("/private"), g.Allowed("/public"), c.private, c.public)
+			}
+			if !g.Allowed("/robots.txt") {
+				t.Fatal("/robots.txt must stay allowed")
+			}
+		})
+	}
+}
+
+func serve(code int, body, cacheControl string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/robots.txt" {
+			http.NotFound(w, r)
+			return
+		}
+		if cacheControl != "" {
+			w.Header().Set("Cache-Control", cacheControl)
+		}
+		w.WriteHeader(code)
+		fmt.Fprint(w, body)
+	}
+}
+
+func newFetcher(srv *httptest.Server) *Fetcher {
+	return &Fetcher{Client: srv.Client(), UserAgent: "crawlpolite-test", Timeout: 2 * time.Second}
+}
+
+// hops serves /robots.txt as a chain: /r/N redirects to /r/N-1 and /r/0 serves the file.
+func hops(n int) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		k := n
+		if r.URL.Path != "/robots.txt" {
+			if _, err := fmt.Sscanf(r.URL.Path, "/r/%d", &k); err != nil {
+				http.NotFound(w, r)
+				return
+			}
+		}
+		if k == 0 {
+			fmt.Fprint(w, "User-agent: *\nDisallow: /private\n")
+			return
+		}
+		http.Redirect(w, r, fmt.Sprintf("/r/%d", k-1), http.StatusMovedPermanently)
+	}
+}
+
+func TestFetchRedirects(t *testing.T) {
+	t.Run("five hops are followed", func(t *testing.T) {
+		srv := httptest.NewServer(hops(5))
+		defer srv.Close()
+		if r := newFetcher(srv).Fetch(context.Background(), srv.URL); r.Status != Fetched || r.For("x").Allowed("/private") {
+			t.Fatalf("got %v (%v)", r.Status, r.Err)
+		}
+	})
+	t.Run("six hops: unavailable", func(t *testing.T) {
+		srv := httptest.NewServer(hops(6))
+		defer srv.Close()
+		if r := newFetcher(srv).Fetch(context.Background(), srv.URL); r.Status != Unavailable || !r.For("x").Allowed("/private") {
+			t.Fatalf("got %v (%v)", r.Status, r.Err)
+		}
+	})
+	t.Run("loop: unavailable", func(t *testing.T) {
+		var n atomic.Int32
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			n.Add(1)
+			http.Redirect(w, r, "/robots.txt", http.StatusFound)
+		}))
+		defer srv.Close()
+		r := newFetcher(srv).Fetch(context.Background(), srv.URL)
+		if r.Status != Unavailable || n.Load() != 6 {
+			t.Fatalf("got %v after %d requests, want unavailable after 6", r.Status, n.Load())
+		}
+	})
+	t.Run("cross-host", func(t *testing.T) {
+		other := httptest.NewServer(serve(200, "User-agent: *\nDisallow: /elsewhere\n", ""))
+		defer other.Close()
+		srv := httptest.NewServer(http.RedirectHandler(other.URL+"/robots.txt", http.StatusMovedPermanently))
+		defer srv.Close()
+		r := newFetcher(srv).Fetch(context.Background(), srv.URL)
+		if r.Status != Fetched || r.For("x").Allowed("/elsewhere") {
+			t.Fatalf("got %v (%v)", r.Status, r.Err)
+		}
+	})
+}
+
+func TestFetchSizeCapAndTimeout(t *testing.T) {
+	t.Run("body beyond the cap is not read", func(t *testing.T) {
+		big := "User-agent: *\nDisallow: /early\n" + strings.Repeat("#", MaxSize) + "\nDisallow: /late\n"
+		srv := httptest.NewServer(serve(200, big, ""))
+		defer srv.Close()
+		r := newFetcher(srv).Fetch(context.Background(), srv.URL)
+		g := r.For("x")
+		if r.Status != Fetched || g.Allowed("/early") || !g.Allowed("/late") {
+			t.Fatalf("status %v, /early allowed %v, /late allowed %v", r.Status, g.Allowed("/early"), g.Allowed("/late"))
+		}
+	})
+	t.Run("slow origin: unreachable", func(t *testing.T) {
+		release := make(chan struct{})
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+		}))
+		defer srv.Close()
+		defer close(release)
+		f := newFetcher(srv)
+		f.Timeout = 200 * time.Millisecond
+		r := f.Fetch(context.Background(), srv.URL)
+		if r.Status != Unreachable || r.Err == nil || r.For("x").Allowed("/") {
+			t.Fatalf("got %v (%v)", r.Status, r.Err)
+		}
+	})
+	t.Run("connection refused: unreachable", func(t *testing.T) {
+		srv := httptest.NewServer(serve(200, "", ""))
+		url := srv.URL
+		srv.Close()
+		if r := newFetcher(srv).Fetch(context.Background(), url); r.Status != Unreachable {
+			t.Fatalf("got %v", r.Status)
+		}
+	})
+}
