@@ -63,7 +63,8 @@ func (r *Rules) For(agent string) *Group {
 func (r *Rules) Allowed(agent, path string) bool { return r.For(agent).Allowed(path) }
 
 // CrawlDelay returns the group's Crawl-delay (or Request-rate as a delay), 0 when it names none.
-// When several merged groups name one, the longest wins.
+// When several merged groups name one, the longest wins. Callers cap it with the policy's
+// maxCrawlDelay: a site asking for more than the cap is crawled at the cap's pace, not refused.
 func (g *Group) CrawlDelay() time.Duration { return g.delay }
 
 // Allowed reports whether the group allows path: the longest matching rule decides, allow wins a tie,

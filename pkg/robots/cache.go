@@ -1,0 +1,237 @@
+package robots
+
+import (
+	"container/list"
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// RedisClient is what the cache needs of go-redis.
+type RedisClient interface {
+	Get(ctx context.Context, key string) *redis.StringCmd
+	PTTL(ctx context.Context, key string) *redis.DurationCmd
+	Set(ctx context.Context, key string, value any, expiration time.Duration) *redis.StatusCmd
+	SetNX(ctx context.Context, key string, value any, expiration time.Duration) *redis.BoolCmd
+	Del(ctx context.Context, keys ...string) *redis.IntCmd
+}
+
+// CacheOptions configure a Cache. Zero values take the defaults.
+type CacheOptions struct {
+	Redis     RedisClient   // shared cache and fetch claims; nil for a local cache only
+	Prefix    string        // Redis key prefix; default "crawlpolite:robots"
+	MaxBytes  int           // budget of the local cache; default 64 MiB
+	ClaimWait time.Duration // how long a loser of the fetch claim waits for the winner; default the fetch timeout + 1s
+	Poll      time.Duration // how often a waiting loser looks for the winner's result; default 50ms
+}
+
+// Cache holds robots.txt results: an LRU in this process in front of a cache shared through Redis,
+// so each host's robots.txt is fetched once per TTL for the whole cluster. On a miss the process that
+// wins a SET NX PX claim fetches; the others wait for its result, or after ClaimWait fetch themselves.
+type Cache struct {
+	fetch func(ctx context.Context, base string) *Result
+	opts  CacheOptions
+
+	mu       sync.Mutex
+	lru      *list.List // of *entry, most recent first
+	byBase   map[string]*list.Element
+	bytes    int
+	inflight map[string]*call
+}
+
+type entry struct {
+	base     string
+	res      *Result
+	expires  time.Time
+	size     int
+	failures int // consecutive Unreachable results for this host
+}
+
+// maxFailureTTL caps the backoff of a host whose robots.txt keeps failing.
+const maxFailureTTL = time.Hour
+
+type call struct {
+	done chan struct{}
+	res  *Result
+}
+
+// NewCache returns a cache that fetches with f.
+func NewCache(f *Fetcher, opts CacheOptions) *Cache {
+	if opts.Prefix == "" {
+		opts.Prefix = "crawlpolite:robots"
+	}
+	if opts.MaxBytes <= 0 {
+		opts.MaxBytes = 64 << 20
+	}
+	if opts.ClaimWait <= 0 {
+		opts.ClaimWait = f.defaults().Timeout + time.Second
+	}
+	if opts.Poll <= 0 {
+		opts.Poll = 50 * time.Millisecond
+	}
+	return &Cache{fetch: f.Fetch, opts: opts, lru: list.New(), byBase: map[string]*list.Element{}, inflight: map[string]*call{}}
+}
+
+// Get returns base's robots.txt result ("scheme://host[:port]"), from cache when fresh.
+func (c *Cache) Get(ctx context.Context, base string) *Result {
+	c.mu.Lock()
+	failures := 0
+	if el, ok := c.byBase[base]; ok {
+		e := el.Value.(*entry)
+		if time.Now().Before(e.expires) {
+			c.lru.MoveToFront(el)
+			c.mu.Unlock()
+			return e.res
+		}
+		failures = e.failures
+		c.removeLocked(el)
+	}
+	if cl, ok := c.inflight[base]; ok { // one lookup per host per process
+		c.mu.Unlock()
+		select {
+		case <-cl.done:
+			return cl.res
+		case <-ctx.Done():
+			return &Result{Status: Unreachable, Rules: &Rules{}, Err: ctx.Err()}
+		}
+	}
+	cl := &call{done: make(chan struct{})}
+	c.inflight[base] = cl
+	c.mu.Unlock()
+
+	res, ttl := c.load(ctx, base, failures)
+
+	c.mu.Lock()
+	delete(c.inflight, base)
+	if res.Status == Unreachable {
+		failures++
+	} else {
+		failures = 0
+	}
+	c.putLocked(base, res, ttl, failures)
+	c.mu.Unlock()
+	cl.res = res
+	close(cl.done)
+	return res
+}
+
+// Len reports how many hosts the local cache holds, and their estimated bytes.
+func (c *Cache) Len() (hosts, bytes int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lru.Len(), c.bytes
+}
+
+// load finds base's result in Redis, or fetches it (once for the cluster), and returns it with the
+// time it has left to live. failures counts this host's consecutive failed fetches: each one
+// doubles how long the next failure is cached, up to maxFailureTTL.
+func (c *Cache) load(ctx context.Context, base string, failures int) (*Result, time.Duration) {
+	fetch := func() *Result {
+		res := c.fetch(ctx, base)
+		if res.Status == Unreachable {
+			res.TTL = min(res.TTL<<min(failures, 20), max(res.TTL, maxFailureTTL))
+		}
+		return res
+	}
+	if c.opts.Redis == nil {
+		res := fetch()
+		return res, res.TTL
+	}
+	key := c.opts.Prefix + ":{" + base + "}"
+	if res, ttl, ok := c.shared(ctx, key); ok {
+		return res, ttl
+	}
+	won, err := c.opts.Redis.SetNX(ctx, key+":claim", "1", c.opts.ClaimWait).Result()
+	if err == nil && !won {
+		deadline := time.Now().Add(c.opts.ClaimWait)
+		for time.Now().Before(deadline) {
+			select {
+			case <-ctx.Done():
+				return &Result{Status: Unreachable, Rules: &Rules{}, Err: ctx.Err()}, 0
+			case <-time.After(c.opts.Poll):
+			}
+			if res, ttl, ok := c.shared(ctx, key); ok {
+				return res, ttl
+			}
+		}
+	}
+	// Claim won, claim holder too slow, or Redis unavailable: fetch ourselves.
+	res := fetch()
+	if v, err := encode(res); err == nil {
+		_ = c.opts.Redis.Set(ctx, key, v, res.TTL).Err()
+	}
+	if won {
+		_ = c.opts.Redis.Del(ctx, key+":claim").Err()
+	}
+	return res, res.TTL
+}
+
+// shared reads a result another process stored.
+func (c *Cache) shared(ctx context.Context, key string) (*Result, time.Duration, bool) {
+	v, err := c.opts.Redis.Get(ctx, key).Result()
+	if err != nil {
+		return nil, 0, false
+	}
+	res, err := decode(v)
+	if err != nil {
+		return nil, 0, false
+	}
+	ttl, err := c.opts.Redis.PTTL(ctx, key).Result()
+	if err != nil || ttl <= 0 {
+		ttl = time.Minute
+	}
+	res.TTL = ttl
+	return res, ttl, true
+}
+
+func (c *Cache) putLocked(base string, res *Result, ttl time.Duration, failures int) {
+	if ttl <= 0 {
+		return
+	}
+	e := &entry{base: base, res: res, expires: time.Now().Add(ttl), size: res.Rules.size() + len(base) + 96, failures: failures}
+	if e.size > c.opts.MaxBytes {
+		return
+	}
+	c.byBase[base] = c.lru.PushFront(e)
+	c.bytes += e.size
+	for c.bytes > c.opts.MaxBytes {
+		c.removeLocked(c.lru.Back())
+	}
+}
+
+func (c *Cache) removeLocked(el *list.Element) {
+	e := c.lru.Remove(el).(*entry)
+	delete(c.byBase, e.base)
+	c.bytes -= e.size
+}
+
+// encode stores a result as "v1 STATUS CODE\n" + the rules as robots.txt text.
+func encode(r *Result) (string, error) {
+	body, err := r.Rules.MarshalText()
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("v1 %d %d\n", r.Status, r.Code) + string(body), nil
+}
+
+var errFormat = errors.New("robots: cached entry in an unknown format")
+
+func decode(v string) (*Result, error) {
+	head, body, ok := strings.Cut(v, "\n")
+	f := strings.Fields(head)
+	if !ok || len(f) != 3 || f[0] != "v1" {
+		return nil, errFormat
+	}
+	st, err1 := strconv.Atoi(f[1])
+	code, err2 := strconv.Atoi(f[2])
+	if err1 != nil || err2 != nil || st < int(Fetched) || st > int(Unreachable) {
+		return nil, errFormat
+	}
+	return &Result{Status: Status(st), Code: code, Rules: Parse([]byte(body))}, nil
+}
