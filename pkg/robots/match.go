@@ -86,40 +86,31 @@ func (g *Group) Allowed(path string) bool {
 }
 
 // matches reports whether pattern matches a prefix of path: '*' matches any run of characters, a
-// final '$' anchors the end; elsewhere '$' is literal.
+// final '$' anchors the end; elsewhere '$' is literal. Each segment between wildcards is matched at
+// its leftmost position after the previous one, which is exact for '*' globs and keeps a lookup near
+// linear in the path even for hostile patterns.
 func matches(path, pattern string) bool {
-	if !strings.ContainsAny(pattern, "*$") {
-		return strings.HasPrefix(path, pattern)
+	anchored := strings.HasSuffix(pattern, "$")
+	if anchored {
+		pattern = pattern[:len(pattern)-1]
 	}
-	// pos holds every path offset the pattern so far can end at, ascending.
-	var buf [16]int
-	pos := append(buf[:0], 0)
-	for i := 0; i < len(pattern); i++ {
-		c := pattern[i]
-		switch {
-		case c == '$' && i == len(pattern)-1:
-			return pos[len(pos)-1] == len(path)
-		case c == '*':
-			from := pos[0]
-			pos = pos[:0]
-			for p := from; p <= len(path); p++ {
-				pos = append(pos, p)
-			}
-		default:
-			n := 0
-			for _, p := range pos {
-				if p < len(path) && path[p] == c {
-					pos[n] = p + 1
-					n++
-				}
-			}
-			pos = pos[:n]
-			if n == 0 {
-				return false
-			}
+	seg, rest, wild := strings.Cut(pattern, "*")
+	if !strings.HasPrefix(path, seg) {
+		return false
+	}
+	pos := len(seg)
+	for wild {
+		seg, rest, wild = strings.Cut(rest, "*")
+		if !wild && anchored {
+			return len(path)-len(seg) >= pos && strings.HasSuffix(path, seg)
 		}
+		i := strings.Index(path[pos:], seg)
+		if i < 0 {
+			return false
+		}
+		pos += i + len(seg)
 	}
-	return true
+	return !anchored || pos == len(path)
 }
 
 // normalise brings a path or rule to one form (RFC 9309 2.2.2): octets outside printable US-ASCII

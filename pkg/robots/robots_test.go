@@ -175,3 +175,13 @@ func BenchmarkParse500KiB(b *testing.B) {
 		_ = Parse(body.Bytes())
 	}
 }
+
+// BenchmarkHostilePattern: a 500 KiB rule of wildcards against a 4 KiB path. With leftmost segment
+// matching a lookup stays near linear; a position-set matcher would do about 2e9 steps.
+func BenchmarkHostilePattern(b *testing.B) {
+	g := Parse([]byte("User-agent: *\nDisallow: /" + strings.Repeat("*a", 250<<10) + "$\n")).For("x")
+	path := "/" + strings.Repeat("ab", 2048)
+	for range b.N {
+		_ = g.Allowed(path)
+	}
+}
