@@ -125,6 +125,8 @@ type Semaphore struct {
 	opts    Options
 	st      store
 	waiters *waiters
+	mu      sync.Mutex // guards closed and leaving.Add against Close's Wait
+	closed  bool
 	leaving sync.WaitGroup // abandon calls in flight; Close waits for them
 }
 
@@ -175,12 +177,22 @@ func (s *Semaphore) Acquire(ctx context.Context, key string, l Limits) (*Lease, 
 // abandon takes a request that will not be used out of the queue, or gives back the slot it may
 // have been granted meanwhile, without waiting. If it fails, the waiter TTL or the lease frees it.
 func (s *Semaphore) abandon(key, rid string) {
-	s.leaving.Add(1)
-	go func() {
-		defer s.leaving.Done()
+	leave := func() {
 		ctx, cancel := context.WithTimeout(context.Background(), s.opts.WaiterTTL)
 		defer cancel()
 		_ = s.st.leave(ctx, key, rid, 0)
+	}
+	s.mu.Lock()
+	if s.closed { // Close is waiting or done: leave now rather than behind its back
+		s.mu.Unlock()
+		leave()
+		return
+	}
+	s.leaving.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer s.leaving.Done()
+		leave()
 	}()
 }
 
@@ -207,6 +219,9 @@ func (s *Semaphore) State(ctx context.Context, key string) (State, error) {
 // Close waits for abandoned requests to leave their queues, then stops the semaphore's background
 // work. Leases still held run out by themselves.
 func (s *Semaphore) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
 	s.leaving.Wait()
 	return s.st.close()
 }
