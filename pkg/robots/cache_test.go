@@ -53,14 +53,7 @@ func runCacheHelper() int {
 // TestMarshalRoundTrip: the text the shared cache stores parses to rules that answer every
 // conformance case as the original does.
 func TestMarshalRoundTrip(t *testing.T) {
-	b, err := os.ReadFile("testdata/robots-spec-test.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cases []specCase
-	if err := json.Unmarshal(b, &cases); err != nil {
-		t.Fatal(err)
-	}
+	cases := loadSpecCases(t)
 	n := 0
 	for _, c := range cases {
 		if c.Robots == nil {

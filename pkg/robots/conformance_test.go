@@ -31,14 +31,7 @@ var knownDeviations = map[string]string{
 // TestSpecConformance runs google/robotstxt-spec-test's cases (testdata/README.md), except those
 // testing Google's own extensions or contradicting RFC 9309.
 func TestSpecConformance(t *testing.T) {
-	b, err := os.ReadFile("testdata/robots-spec-test.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cases []specCase
-	if err := json.Unmarshal(b, &cases); err != nil {
-		t.Fatal(err)
-	}
+	cases := loadSpecCases(t)
 	run, pass := 0, 0
 	for _, c := range cases {
 		if c.GoogleSpecific || c.ConflictsWithRFC {
@@ -85,4 +78,18 @@ func TestPartialBOM(t *testing.T) {
 			t.Errorf("%s: allowed = %v, want %v", name, got, c.allowed)
 		}
 	}
+}
+
+// loadSpecCases reads testdata/robots-spec-test.json.
+func loadSpecCases(t *testing.T) []specCase {
+	t.Helper()
+	b, err := os.ReadFile("testdata/robots-spec-test.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cases []specCase
+	if err := json.Unmarshal(b, &cases); err != nil {
+		t.Fatal(err)
+	}
+	return cases
 }

@@ -55,6 +55,15 @@ type localKey struct {
 	lastBID    string
 }
 
+// open returns key's state with expired holders and waiters purged, and the time it was read at.
+// The caller holds s.mu.
+func (s *localStore) open(key string) (*localKey, time.Time) {
+	now := time.Now()
+	k := s.key(key)
+	k.purge(now)
+	return k, now
+}
+
 func (s *localStore) key(k string) *localKey {
 	lk := s.keys[k]
 	if lk == nil {
@@ -93,7 +102,7 @@ func (k *localKey) room(limit int) bool {
 	return true
 }
 
-func (k *localKey) grant(rid string, l Limits, ttl time.Duration, now time.Time) (*localHolder, grant) {
+func (k *localKey) grant(rid string, l Limits, ttl time.Duration, now time.Time) grant {
 	start := now
 	if k.next.After(start) {
 		start = k.next
@@ -105,7 +114,7 @@ func (k *localKey) grant(rid string, l Limits, ttl time.Duration, now time.Time)
 	k.next, k.last, k.lastLimit, k.lastDelay = start.Add(l.Delay), start, l.Concurrency, l.Delay
 	h := &localHolder{token: k.tok, limit: l.Concurrency, start: start, until: start.Add(ttl)}
 	k.holders[rid] = h
-	return h, h.grantAt(now)
+	return h.grantAt(now)
 }
 
 func (h *localHolder) grantAt(now time.Time) grant {
@@ -121,7 +130,7 @@ func (s *localStore) pump(k *localKey, now time.Time) {
 		}
 		k.queue[0] = nil
 		k.queue = k.queue[1:]
-		_, g := k.grant(w.rid, w.limits, min(s.opts.Lease, s.opts.WaiterTTL), now)
+		g := k.grant(w.rid, w.limits, min(s.opts.Lease, s.opts.WaiterTTL), now)
 		s.deliver(w.rid, g)
 	}
 }
@@ -137,9 +146,7 @@ func (k *localKey) recheck(now time.Time, heartbeat time.Duration) time.Duration
 func (s *localStore) acquire(_ context.Context, key, rid string, l Limits) (reply, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	now := time.Now()
-	k := s.key(key)
-	k.purge(now)
+	k, now := s.open(key)
 	if h := k.holders[rid]; h != nil {
 		return reply{status: granted, grant: h.grantAt(now)}, nil
 	}
@@ -155,7 +162,7 @@ func (s *localStore) acquire(_ context.Context, key, rid string, l Limits) (repl
 	}
 	s.pump(k, now)
 	if len(k.queue) == 0 && k.room(l.Concurrency) {
-		_, g := k.grant(rid, l, s.opts.Lease, now)
+		g := k.grant(rid, l, s.opts.Lease, now)
 		return reply{status: granted, grant: g}, nil
 	}
 	if len(k.queue) >= s.opts.MaxQueue {
@@ -168,9 +175,7 @@ func (s *localStore) acquire(_ context.Context, key, rid string, l Limits) (repl
 func (s *localStore) leave(_ context.Context, key, rid string, token int64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	now := time.Now()
-	k := s.key(key)
-	k.purge(now)
+	k, now := s.open(key)
 	if h := k.holders[rid]; h != nil {
 		if token != 0 && h.token != token {
 			return nil // fenced
@@ -192,9 +197,7 @@ func (s *localStore) leave(_ context.Context, key, rid string, token int64) erro
 func (s *localStore) refresh(_ context.Context, key, rid string, token int64) (time.Duration, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	now := time.Now()
-	k := s.key(key)
-	k.purge(now)
+	k, now := s.open(key)
 	h := k.holders[rid]
 	if h == nil || h.token != token {
 		s.dropIfIdle(key, k, now)
