@@ -1,0 +1,107 @@
+package policy
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// ErrInvalid wraps every validation error.
+var ErrInvalid = errors.New("policy: invalid")
+
+// Duration is a time.Duration written as "250ms", "1s", "2m".
+type Duration time.Duration
+
+// UnmarshalYAML reads a Go duration string and names the line when it is not one.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil || v < 0 {
+		return fmt.Errorf("line %d: %q is not a non-negative duration (e.g. 250ms, 1s, 2m)", n.Line, n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Fields are the tunable limits. In defaults every field must be set (or takes the built-in value);
+// in a rule, unset fields inherit from the defaults.
+type Fields struct {
+	MaxConcurrency *int      `yaml:"maxConcurrency"`
+	MinDelay       *Duration `yaml:"minDelay"`
+	MaxCrawlDelay  *Duration `yaml:"maxCrawlDelay"`
+	Robots         *string   `yaml:"robots"` // enforce | ignore
+	WaitTimeout    *Duration `yaml:"waitTimeout"`
+	TLS            *string   `yaml:"tls"` // intercept | tunnel
+}
+
+// Rule applies Fields to the hosts its patterns match.
+type Rule struct {
+	Hosts  []string `yaml:"hosts"`
+	Fields `yaml:",inline"`
+
+	line     int
+	patterns []pattern
+}
+
+// Document is the policy file.
+type Document struct {
+	Defaults Fields `yaml:"defaults"`
+	Rules    []Rule `yaml:"rules"`
+}
+
+// Parse reads and validates a policy document. Unknown keys and bad values are errors naming their line.
+func Parse(data []byte) (*Policy, error) {
+	var doc Document
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) { // empty: all defaults
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	var lines yaml.Node
+	if err := yaml.Unmarshal(data, &lines); err == nil {
+		recordRuleLines(&lines, doc.Rules)
+	}
+	return compile(doc)
+}
+
+// recordRuleLines notes each rule's line, for messages about its values.
+func recordRuleLines(root *yaml.Node, rules []Rule) {
+	if len(root.Content) == 0 {
+		return
+	}
+	m := root.Content[0]
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value != "rules" {
+			continue
+		}
+		for j, r := range m.Content[i+1].Content {
+			if j < len(rules) {
+				rules[j].line = r.Line
+			}
+		}
+	}
+}
+
+func validateFields(f Fields, where string) error {
+	if f.MaxConcurrency != nil && (*f.MaxConcurrency < 1 || *f.MaxConcurrency > 10000) {
+		return fmt.Errorf("%w: %s: maxConcurrency %d must be between 1 and 10000", ErrInvalid, where, *f.MaxConcurrency)
+	}
+	if f.Robots != nil && *f.Robots != "enforce" && *f.Robots != "ignore" {
+		return fmt.Errorf("%w: %s: robots %q must be enforce or ignore", ErrInvalid, where, *f.Robots)
+	}
+	if f.TLS != nil && *f.TLS != "intercept" && *f.TLS != "tunnel" {
+		return fmt.Errorf("%w: %s: tls %q must be intercept or tunnel", ErrInvalid, where, *f.TLS)
+	}
+	if f.WaitTimeout != nil && *f.WaitTimeout == 0 {
+		return fmt.Errorf("%w: %s: waitTimeout must be positive", ErrInvalid, where)
+	}
+	return nil
+}
+
+func describe(r Rule) string {
+	return fmt.Sprintf("rule at line %d (%s)", r.line, strings.Join(r.Hosts, ", "))
+}

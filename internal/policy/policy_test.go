@@ -1,0 +1,125 @@
+package policy
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+const doc = `defaults:
+  maxConcurrency: 2
+  minDelay: 1s
+  maxCrawlDelay: 30s
+  robots: enforce
+  waitTimeout: 60s
+  tls: intercept
+rules:
+  - hosts: ["example.com", "*.example.org"]
+    maxConcurrency: 4
+    minDelay: 250ms
+  - hosts: ["api.example.org"]
+    maxConcurrency: 8
+  - hosts: ["example.com:8443"]
+    tls: tunnel
+  - hosts: ["*.example.org"]
+    maxConcurrency: 3
+    minDelay: 100ms
+    robots: ignore
+  - hosts: ["Bücher.Example"]
+    minDelay: 5s
+`
+
+func TestFor(t *testing.T) {
+	p, err := Parse([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		authority, scheme string
+		want              Limits
+	}{
+		{"other.net", "https", Limits{2, time.Second, 30 * time.Second, true, time.Minute, false}},
+		{"EXAMPLE.com:443", "https", Limits{4, 250 * time.Millisecond, 30 * time.Second, true, time.Minute, false}},
+		{"example.com:8443", "https", Limits{2, time.Second, 30 * time.Second, true, time.Minute, true}}, // port beats no port
+		// two equally specific wildcard rules: the stricter value of each field
+		{"www.example.org", "http", Limits{3, 250 * time.Millisecond, 30 * time.Second, true, time.Minute, false}},
+		{"api.example.org", "https", Limits{8, time.Second, 30 * time.Second, true, time.Minute, false}}, // exact beats wildcard
+		{"example.org", "https", Limits{2, time.Second, 30 * time.Second, true, time.Minute, false}},     // *.x is subdomains only
+		{"xn--bcher-kva.example", "https", Limits{2, 5 * time.Second, 30 * time.Second, true, time.Minute, false}},
+	}
+	for _, c := range cases {
+		h, port, err := Normalize(c.authority, c.scheme)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := p.For(h, port); got != c.want {
+			t.Errorf("%s: %+v, want %+v", c.authority, got, c.want)
+		}
+	}
+	if !p.Named("api.example.org", "") || p.Named("www.example.org", "") {
+		t.Error("Named should hold for hosts named exactly, not for wildcard matches")
+	}
+}
+
+func TestParseErrorsNameTheLine(t *testing.T) {
+	cases := map[string]struct{ body, want string }{
+		"unknown key":     {"defaults:\n  maxConcurrency: 2\n  minDelai: 1s\n", "line 3"},
+		"bad duration":    {"defaults:\n  minDelay: soon\n", "line 2"},
+		"negative delay":  {"defaults:\n  minDelay: -1s\n", "line 2"},
+		"zero limit":      {"rules:\n  - hosts: [a.com]\n    maxConcurrency: 0\n", "line 2"},
+		"bad robots":      {"defaults:\n  robots: sometimes\n", "robots"},
+		"bad pattern":     {"rules:\n  - hosts: ['a*.com']\n", "line 2"},
+		"no hosts":        {"rules:\n  - maxConcurrency: 3\n", "line 2"},
+		"bad tls":         {"rules:\n  - hosts: [a.com]\n    tls: maybe\n", "tls"},
+		"not a mapping":   {"- 1\n- 2\n", "line 1"},
+		"zero waitTimout": {"defaults:\n  waitTimeout: 0s\n", "waitTimeout"},
+	}
+	for name, c := range cases {
+		_, err := Parse([]byte(c.body))
+		if err == nil || !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: error %v, want ErrInvalid mentioning %q", name, err, c.want)
+		}
+	}
+	if p, err := Parse(nil); err != nil || p.For("x.com", "") != BuiltinDefaults {
+		t.Errorf("empty document: %v", err)
+	}
+}
+
+func TestNormalize(t *testing.T) {
+	cases := []struct{ in, scheme, host, port string }{
+		{"Example.COM", "http", "example.com", ""},
+		{"example.com:80", "http", "example.com", ""},
+		{"example.com:443", "http", "example.com", "443"},
+		{"example.com.", "https", "example.com", ""},
+		{"[::1]:8080", "http", "[::1]", "8080"},
+		{"[2001:DB8::1]", "https", "[2001:db8::1]", ""},
+		{"127.0.0.1:443", "https", "127.0.0.1", ""},
+		{"Bücher.example", "https", "xn--bcher-kva.example", ""},
+	}
+	for _, c := range cases {
+		h, p, err := Normalize(c.in, c.scheme)
+		if err != nil || h != c.host || p != c.port {
+			t.Errorf("Normalize(%q) = %q %q %v, want %q %q", c.in, h, p, err, c.host, c.port)
+		}
+	}
+	for _, bad := range []string{"exa mple.com", "example.com:0", "example.com:99999", ""} {
+		if _, _, err := Normalize(bad, "http"); err == nil {
+			t.Errorf("Normalize(%q) accepted", bad)
+		}
+	}
+	if k := Key("[::1]", "8080"); k != "[::1]:8080" {
+		t.Errorf("Key = %q", k)
+	}
+}
+
+func TestDelay(t *testing.T) {
+	l := Limits{MinDelay: time.Second, MaxCrawlDelay: 10 * time.Second}
+	for _, c := range []struct{ crawl, backoff, want time.Duration }{
+		{0, 0, time.Second}, {3 * time.Second, 0, 3 * time.Second}, {time.Hour, 0, 10 * time.Second}, {0, time.Minute, time.Minute},
+	} {
+		if got := l.Delay(c.crawl, c.backoff); got != c.want {
+			t.Errorf("Delay(%v, %v) = %v, want %v", c.crawl, c.backoff, got, c.want)
+		}
+	}
+}
