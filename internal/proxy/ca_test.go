@@ -9,7 +9,9 @@ import (
 	"testing"
 )
 
-func TestCAMintsTrustedCertificates(t *testing.T) {
+// newCAInDir creates a CA and writes its files into a fresh temporary directory.
+func newCAInDir(t *testing.T) (*CA, string) {
+	t.Helper()
 	ca, err := NewCA()
 	if err != nil {
 		t.Fatal(err)
@@ -18,6 +20,11 @@ func TestCAMintsTrustedCertificates(t *testing.T) {
 	if err := ca.WriteFiles(dir); err != nil {
 		t.Fatal(err)
 	}
+	return ca, dir
+}
+
+func TestCAMintsTrustedCertificates(t *testing.T) {
+	ca, dir := newCAInDir(t)
 	pemCA, err := os.ReadFile(filepath.Join(dir, "ca.crt"))
 	if err != nil {
 		t.Fatal(err)
@@ -64,14 +71,7 @@ func TestCAMintsTrustedCertificates(t *testing.T) {
 
 // TestCAServesTLS completes a real TLS handshake with a client that trusts only the written bundle.
 func TestCAServesTLS(t *testing.T) {
-	ca, err := NewCA()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	if err := ca.WriteFiles(dir); err != nil {
-		t.Fatal(err)
-	}
+	ca, dir := newCAInDir(t)
 	l, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{GetCertificate: func(h *tls.ClientHelloInfo) (*tls.Certificate, error) {
 		return ca.Certificate(h.ServerName)
 	}})

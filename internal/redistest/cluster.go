@@ -47,11 +47,6 @@ func (c *Cluster) Addrs() []string {
 	return out
 }
 
-// URL returns a redis+cluster URL listing every node, the form the sidecar's --redis flag reads.
-func (c *Cluster) URL() string {
-	return "redis+cluster://" + strings.Join(c.Addrs(), ",")
-}
-
 func (c *Cluster) waitReady(timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {

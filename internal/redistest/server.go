@@ -52,9 +52,6 @@ func (s *Server) Port() int {
 	return n
 }
 
-// URL returns a redis:// URL for the server.
-func (s *Server) URL() string { return "redis://" + s.Addr }
-
 func (s *Server) start(bin string, port int) error {
 	s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	args := append([]string{"--port", strconv.Itoa(port)}, s.args...)

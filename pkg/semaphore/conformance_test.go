@@ -2,6 +2,7 @@ package semaphore_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strconv"
 	"strings"
@@ -91,7 +92,7 @@ func testStressProcesses(t *testing.T, b backend) {
 				break
 			}
 			var e event
-			if err := jsonUnmarshal(line, &e); err != nil {
+			if err := json.Unmarshal([]byte(line), &e); err != nil {
 				t.Fatalf("helper line %q: %v", line, err)
 			}
 			evs = append(evs, e)
@@ -119,8 +120,7 @@ func testStressProcesses(t *testing.T, b backend) {
 	}
 }
 
-// queueUp starts n waiters one after another, each only once the previous one is seen queued, and
-// returns the order in which they were granted (by index of arrival).
+// waitForWaiters waits until key has exactly n waiters.
 func waitForWaiters(t *testing.T, s *semaphore.Semaphore, key string, n int) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
@@ -171,7 +171,7 @@ func testFIFOProcesses(t *testing.T, b backend) {
 	l := semaphore.Limits{Concurrency: 1}
 	ks := []keySpec{{"fifo", l}}
 	holder := mustAcquire(t, s, "fifo", l)
-	cfg := helperConfig{Addrs: b.addrs, Cluster: b.cluster, Options: semaphore.Options{Prefix: optsPrefix(s)}, Keys: ks}
+	cfg := helperConfig{Addrs: b.addrs, Cluster: b.cluster, Options: semaphore.Options{Prefix: s.Prefix()}, Keys: ks}
 	const n = 5
 	hs := make([]*helper, n)
 	for i := range hs {
@@ -442,7 +442,7 @@ func testKilledHolder(t *testing.T, b backend) {
 	const lease = time.Second
 	opts := semaphore.Options{Lease: lease, Heartbeat: 100 * time.Millisecond}
 	s := b.open(t, opts)
-	opts.Prefix = optsPrefix(s)
+	opts.Prefix = s.Prefix()
 	l := semaphore.Limits{Concurrency: 1}
 	h := startHelper(t, "hold", helperConfig{Addrs: b.addrs, Cluster: b.cluster, Options: opts, Keys: []keySpec{{"killed", l}}})
 	h.expect(t, "held", 10*time.Second)
@@ -468,7 +468,7 @@ func testKilledHolder(t *testing.T, b backend) {
 func testKilledWaiter(t *testing.T, b backend) {
 	opts := semaphore.Options{Heartbeat: 100 * time.Millisecond, WaiterTTL: 500 * time.Millisecond}
 	s := b.open(t, opts)
-	opts.Prefix = optsPrefix(s)
+	opts.Prefix = s.Prefix()
 	l := semaphore.Limits{Concurrency: 1}
 	holder := mustAcquire(t, s, "kw", l)
 	h := startHelper(t, "wait", helperConfig{Addrs: b.addrs, Cluster: b.cluster, Options: opts, Keys: []keySpec{{"kw", l}}})

@@ -4,9 +4,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"os"
+	"sync"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
@@ -96,13 +96,13 @@ func keysWithPrefix(t *testing.T, b backend, prefix string) []string {
 	ctx := context.Background()
 	var (
 		out []string
-		mu  = make(chan struct{}, 1)
+		mu  sync.Mutex // ForEachMaster scans the masters concurrently
 	)
 	scan := func(ctx context.Context, c *redis.Client) error {
 		keys, err := c.Keys(ctx, prefix+"*").Result()
-		mu <- struct{}{}
+		mu.Lock()
 		out = append(out, keys...)
-		<-mu
+		mu.Unlock()
 		return err
 	}
 	var err error
@@ -137,8 +137,3 @@ func mustRelease(t testing.TB, l *semaphore.Lease) {
 }
 
 func toString(x any) string { return fmt.Sprint(x) }
-
-func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }
-
-// optsPrefix recovers the prefix a semaphore was opened with, so helpers share its keys.
-func optsPrefix(s *semaphore.Semaphore) string { return s.Prefix() }
