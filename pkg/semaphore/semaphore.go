@@ -217,9 +217,13 @@ func (s *Semaphore) State(ctx context.Context, key string) (State, error) {
 }
 
 // Close waits for abandoned requests to leave their queues, then stops the semaphore's background
-// work. Leases still held run out by themselves.
+// work. Leases still held run out by themselves. Closing again does nothing.
 func (s *Semaphore) Close() error {
 	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
 	s.closed = true
 	s.mu.Unlock()
 	s.leaving.Wait()
