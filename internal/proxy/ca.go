@@ -70,13 +70,16 @@ func NewCA() (*CA, error) {
 // systemRoots are the usual places of the system trust store (Debian, RHEL, Alpine).
 var systemRoots = []string{"/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/cert.pem"}
 
-// WriteFiles writes ca.crt (the CA alone) and bundle.crt (the first system trust store found, then
-// the CA) into dir, for SSL_CERT_FILE, REQUESTS_CA_BUNDLE, NODE_EXTRA_CA_CERTS and CURL_CA_BUNDLE.
-// The key is never written.
+// WriteFiles writes ca.crt (the CA alone) and bundle.crt (the first trust store found, the one
+// SSL_CERT_FILE names first, then the CA) into dir, created if need be, for the app containers'
+// SSL_CERT_FILE, REQUESTS_CA_BUNDLE, NODE_EXTRA_CA_CERTS and CURL_CA_BUNDLE. The key is never written.
 func (c *CA) WriteFiles(dir string) error {
 	pemCA := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.der})
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("proxy: CA directory: %w", err)
+	}
 	var bundle []byte
-	for _, p := range systemRoots {
+	for _, p := range append([]string{os.Getenv("SSL_CERT_FILE")}, systemRoots...) {
 		if b, err := os.ReadFile(p); err == nil {
 			bundle = append(b, '\n')
 			break

@@ -1,0 +1,174 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/crawlpolite/crawlpolite/internal/proxy"
+	"github.com/crawlpolite/crawlpolite/internal/throttle"
+	"github.com/crawlpolite/crawlpolite/pkg/robots"
+	"github.com/crawlpolite/crawlpolite/pkg/semaphore"
+)
+
+// signalContext is cancelled by the first SIGTERM or SIGINT; a second one exits at once.
+func signalContext(parent context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(parent)
+	ch := make(chan os.Signal, 2)
+	signal.Notify(ch, syscall.SIGTERM, syscall.SIGINT)
+	go func() {
+		<-ch
+		cancel()
+		<-ch
+		os.Exit(1)
+	}()
+	return ctx, func() { signal.Stop(ch); cancel() }
+}
+
+// run serves until ctx ends or POST /quitquitquit, then drains.
+func run(ctx context.Context, o Options) error {
+	log := newLogger(o.LogLevel)
+	pol, polData, err := loadPolicy(o.PolicyFile)
+	if err != nil {
+		return err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	rdb, err := newRedis(o.Redis)
+	if err != nil {
+		return err
+	}
+	sem, fallback, err := newSemaphores(rdb, o)
+	if err != nil {
+		return err
+	}
+	guard, err := proxy.NewGuard(o.AllowCIDR)
+	if err != nil {
+		return err
+	}
+	ports, anyPort, _ := o.connectPorts()
+	popts := proxy.Options{ConnectPorts: ports, AnyConnectPort: anyPort, ReadHeaderTimeout: o.HeaderTimeout}
+	up := proxy.NewUpstream(popts, guard)
+	var shared robots.RedisClient
+	if rdb != nil {
+		shared = rdb
+	}
+	cache := robots.NewCache(&robots.Fetcher{Client: up.Client(), UserAgent: o.UserAgent}, robots.CacheOptions{Redis: shared})
+	thr, err := throttle.New(sem, fallback, cache, pol, log, reg)
+	if err != nil {
+		return err
+	}
+	ca, err := proxy.NewCA()
+	if err != nil {
+		return err
+	}
+	if o.CADir != "" {
+		if err := ca.WriteFiles(o.CADir); err != nil {
+			return err
+		}
+	}
+	srv, err := proxy.New(popts, thr, ca, up, log, reg)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", o.Listen)
+	if err != nil {
+		return err
+	}
+	adminLn, err := net.Listen("tcp", o.AdminListen)
+	if err != nil {
+		_ = ln.Close()
+		return err
+	}
+	adm := &admin{reg: reg, rdb: rdb, degrade: fallback != nil, thr: thr, quit: make(chan struct{})}
+	adminSrv := &http.Server{Handler: adm.mux(), ReadHeaderTimeout: 5 * time.Second}
+
+	var wg sync.WaitGroup
+	serve := func(name string, f func() error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("server stopped", "server", name, "error", err.Error())
+			}
+		}()
+	}
+	serve("proxy", func() error { return srv.Serve(ln) })
+	serve("admin", func() error { return adminSrv.Serve(adminLn) })
+	wctx, stopWatch := context.WithCancel(ctx)
+	go watchPolicy(wctx, o.PolicyFile, o.ReloadInterval, polData, thr, log)
+	log.Info("serving", "listen", ln.Addr().String(), "admin", adminLn.Addr().String(),
+		"backend", backendName(o.Redis), "on_redis_down", o.OnRedisDown, "ca_dir", o.CADir)
+
+	select {
+	case <-ctx.Done():
+		log.Info("draining", "cause", "signal", "timeout", o.DrainTimeout.String())
+	case <-adm.quit:
+		log.Info("draining", "cause", "quitquitquit", "timeout", o.DrainTimeout.String())
+	}
+	stopWatch()
+	adm.draining.Store(true)
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.DrainTimeout)
+	defer cancel()
+	if err := srv.Shutdown(dctx); err != nil {
+		log.Warn("drain cut short", "error", err.Error())
+	}
+	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer rcancel()
+	_ = thr.Wait(rctx)
+	_ = sem.Close()
+	if fallback != nil {
+		_ = fallback.Close()
+	}
+	_ = adminSrv.Shutdown(rctx)
+	wg.Wait()
+	if rdb != nil {
+		_ = rdb.Close()
+	}
+	log.Info("stopped")
+	return nil
+}
+
+func newLogger(level string) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(level))
+	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+}
+
+// newSemaphores returns the semaphore turns come from, and the in-process fallback when Redis is
+// shared and --on-redis-down=local.
+func newSemaphores(rdb redis.UniversalClient, o Options) (sem, fallback *semaphore.Semaphore, err error) {
+	opts := semaphore.Options{Lease: o.Lease}
+	if rdb == nil {
+		sem, err = semaphore.NewLocal(opts)
+		return sem, nil, err
+	}
+	if sem, err = semaphore.NewRedis(rdb, opts); err != nil {
+		return nil, nil, err
+	}
+	if o.OnRedisDown == "local" {
+		if fallback, err = semaphore.NewLocal(opts); err != nil {
+			return nil, nil, err
+		}
+	}
+	return sem, fallback, nil
+}
+
+func backendName(url string) string {
+	if url == "" {
+		return "in-process"
+	}
+	return "redis"
+}

@@ -1,0 +1,174 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"slices"
+	"strconv"
+	"time"
+)
+
+// connect handles CONNECT authority: refused when the port is not allowed or the authority is an
+// address the guard refuses; else intercepted (TLS terminated with a minted certificate and each
+// request inside forwarded like a plain one) or, for tunnel hosts, a blind tunnel holding one turn.
+func (s *Server) connect(w http.ResponseWriter, r *http.Request) {
+	host, port, err := net.SplitHostPort(r.Host)
+	if err != nil || host == "" {
+		s.refuse(w, r, badRequest("CONNECT needs host:port"))
+		return
+	}
+	if ref := s.checkConnect(host, port); ref != nil {
+		s.refuse(w, r, ref)
+		return
+	}
+	if s.ca == nil || s.pol.Tunnel(r.Host) {
+		s.tunnel(w, r)
+		return
+	}
+	conn, ok := s.hijack(w, r)
+	if !ok {
+		return
+	}
+	s.metrics.outcome("intercepted")
+	sni := host
+	tc := tls.Server(conn, &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		NextProtos: []string{"h2", "http/1.1"},
+		GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+			if hello.ServerName != "" {
+				return s.ca.Certificate(hello.ServerName)
+			}
+			return s.ca.Certificate(sni)
+		},
+	})
+	s.targets.Store(tc, r.Host)
+	if !s.intercept.push(tc) {
+		s.targets.Delete(tc)
+		_ = conn.Close()
+	}
+}
+
+// checkConnect refuses ports outside the allowed list and address literals the guard refuses, before
+// answering 200: a client learns at once rather than at its first request inside.
+func (s *Server) checkConnect(host, port string) *Refusal {
+	p, err := strconv.Atoi(port)
+	if err != nil || p < 1 || p > 65535 {
+		return badRequest("CONNECT port " + strconv.Quote(port) + " is not a port")
+	}
+	if !s.opts.AnyConnectPort && !slices.Contains(s.opts.ConnectPorts, p) {
+		return &Refusal{Status: http.StatusForbidden, Type: "http_request_denied", Reason: "connect_port",
+			Details: fmt.Sprintf("CONNECT to port %d is not allowed", p)}
+	}
+	if a, err := netip.ParseAddr(host); err == nil && !s.up.guard.Allowed(a) {
+		return &Refusal{Status: http.StatusForbidden, Type: "destination_ip_prohibited", Reason: "destination",
+			Details: "destination address is in a range not allowed (--allow-cidr)"}
+	}
+	return nil
+}
+
+// hijack answers 200 to a CONNECT and takes its connection over. Bytes the client sent early (the
+// TLS ClientHello, pipelined after the CONNECT) stay readable through the returned conn.
+func (s *Server) hijack(w http.ResponseWriter, r *http.Request) (net.Conn, bool) {
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		s.refuse(w, r, badRequest("CONNECT is supported over HTTP/1.1 only"))
+		return nil, false
+	}
+	conn, rw, err := hj.Hijack()
+	if err != nil {
+		s.log.Debug("hijack failed", "error", err.Error())
+		return nil, false
+	}
+	_ = conn.SetDeadline(time.Time{}) // the server's header timeout no longer applies
+	if _, err := io.WriteString(conn, "HTTP/1.1 200 Connection established\r\nVia: "+via+"\r\n\r\n"); err != nil {
+		_ = conn.Close()
+		return nil, false
+	}
+	if rw.Reader.Buffered() > 0 {
+		return &bufferedConn{Conn: conn, r: rw.Reader}, true
+	}
+	return conn, true
+}
+
+// tunnel admits a CONNECT as one turn held for the tunnel's life, dials the origin and copies bytes
+// both ways until either side closes.
+func (s *Server) tunnel(w http.ResponseWriter, r *http.Request) {
+	done := s.active.start()
+	defer done()
+	r.URL.Scheme, r.URL.Host = "https", r.Host
+	turn, err := s.pol.Admit(r.Context(), r)
+	if err != nil {
+		s.refuse(w, r, err)
+		return
+	}
+	defer turn.Release()
+	ctx, cancel := context.WithTimeout(r.Context(), s.opts.DialTimeout)
+	up, err := s.up.dial(ctx, r.Host)
+	cancel()
+	if err != nil {
+		s.refuse(w, r, classify(err))
+		return
+	}
+	conn, ok := s.hijack(w, r)
+	if !ok {
+		_ = up.Close()
+		return
+	}
+	s.metrics.outcome("tunnel")
+	s.metrics.inFlight.Inc()
+	defer s.metrics.inFlight.Dec()
+	untrack := s.active.track(conn, up)
+	defer untrack()
+	splice(conn, up, turn.Lost())
+}
+
+// splice copies both ways until one side ends or lost is closed, then closes both.
+func splice(a, b net.Conn, lost <-chan struct{}) {
+	errc := make(chan error, 2)
+	cp := func(dst, src net.Conn) {
+		_, err := io.Copy(dst, src)
+		if tc, ok := dst.(interface{ CloseWrite() error }); ok && err == nil {
+			_ = tc.CloseWrite() // half-close: let the other direction finish
+		}
+		errc <- err
+	}
+	go cp(a, b)
+	go cp(b, a)
+	for ended := 0; ended < 2; {
+		select {
+		case err := <-errc:
+			ended++
+			if err != nil {
+				_ = a.Close()
+				_ = b.Close()
+			}
+		case <-lost:
+			_ = a.Close()
+			_ = b.Close()
+			lost = nil
+		}
+	}
+	_ = a.Close()
+	_ = b.Close()
+}
+
+// bufferedConn is a hijacked connection whose first bytes are still in the server's reader.
+type bufferedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+func (c *bufferedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}

@@ -1,0 +1,101 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httputil"
+	"sync"
+	"time"
+)
+
+// via is this proxy's Via entry (RFC 9110 7.6.3), added to requests and responses.
+const via = "1.1 " + ProxyName
+
+type turnKey struct{}
+
+// forward admits r, then sends it to its origin and streams the response back. The turn is held
+// until the response body has been copied to the client, the client went away, or the origin failed.
+func (s *Server) forward(w http.ResponseWriter, r *http.Request) {
+	done := s.active.start()
+	defer done()
+	turn, err := s.pol.Admit(r.Context(), r)
+	if err != nil {
+		s.refuse(w, r, err)
+		return
+	}
+	defer turn.Release()
+	s.metrics.inFlight.Inc()
+	defer s.metrics.inFlight.Dec()
+	ctx, cancel := context.WithCancelCause(r.Context())
+	defer cancel(nil)
+	stop := watchLost(turn.Lost(), cancel)
+	defer stop()
+	s.rp.ServeHTTP(w, r.WithContext(context.WithValue(ctx, turnKey{}, turn)))
+}
+
+var errLost = errors.New("proxy: the request's hold on its origin was lost")
+
+// watchLost cancels with errLost when lost is closed, until stop is called.
+func watchLost(lost <-chan struct{}, cancel context.CancelCauseFunc) (stop func()) {
+	quit := make(chan struct{})
+	go func() {
+		select {
+		case <-lost:
+			cancel(errLost)
+		case <-quit:
+		}
+	}()
+	return func() { close(quit) }
+}
+
+func (s *Server) reverseProxy() *httputil.ReverseProxy {
+	pool := &bufferPool{}
+	return &httputil.ReverseProxy{
+		// Rewrite (rather than Director) drops Forwarded and X-Forwarded-* from the client and adds
+		// none: an origin learns nothing about the pod. Hop-by-hop headers are removed by the
+		// ReverseProxy itself (RFC 9110 7.6.1), including those named in Connection.
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.Out.Header.Add("Via", via)
+			pr.Out.RequestURI = ""
+		},
+		Transport:  s.transport,
+		BufferPool: pool,
+		ModifyResponse: func(resp *http.Response) error {
+			if t, ok := resp.Request.Context().Value(turnKey{}).(Turn); ok {
+				t.Response(resp.StatusCode, resp.Header)
+			}
+			resp.Header.Add("Via", via)
+			s.metrics.outcome("ok")
+			return nil
+		},
+		ErrorHandler: s.upstreamError,
+		ErrorLog:     nil, // errors go through ErrorHandler
+	}
+}
+
+// upstreamError answers a failed round trip with the matching refusal, unless the client is gone.
+func (s *Server) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
+	ctx := r.Context()
+	switch {
+	case errors.Is(context.Cause(ctx), errLost):
+		s.refuse(w, r, &Refusal{Status: http.StatusServiceUnavailable, Type: "proxy_internal_error",
+			Reason: "lease_lost", Details: "the hold on the origin's slot was lost", RetryAfter: time.Second, Err: err})
+	case ctx.Err() != nil: // the client went away: nobody to answer
+		s.metrics.outcome("client_gone")
+	default:
+		s.refuse(w, r, classify(err))
+	}
+}
+
+// bufferPool recycles the 32 KiB copy buffers of response bodies.
+type bufferPool struct{ p sync.Pool }
+
+func (b *bufferPool) Get() []byte {
+	if v, ok := b.p.Get().(*[]byte); ok {
+		return *v
+	}
+	return make([]byte, 32<<10)
+}
+
+func (b *bufferPool) Put(v []byte) { b.p.Put(&v) }

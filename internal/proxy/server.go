@@ -1,0 +1,203 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Politeness decides when a request may go to its origin. internal/throttle implements it; the proxy
+// knows nothing of how.
+type Politeness interface {
+	// Admit waits until r may go upstream and returns its turn. r.URL is absolute. A CONNECT (a blind
+	// tunnel) has Method CONNECT and URL https://authority. An error that is a *Refusal is sent as
+	// is; any other means the client went away.
+	Admit(ctx context.Context, r *http.Request) (Turn, error)
+	// Tunnel reports whether CONNECTs to authority get a blind tunnel instead of interception.
+	Tunnel(authority string) bool
+}
+
+// Turn is one admitted request's hold on its origin.
+type Turn interface {
+	// Lost is closed when the hold is lost before Release: the request is then cancelled.
+	Lost() <-chan struct{}
+	// Response is called with the origin's response head, before its body is streamed.
+	Response(status int, h http.Header)
+	// Release gives the hold back. It is called exactly once, and must not block for long.
+	Release()
+}
+
+// Options are the proxy's settings. Zero values take the defaults.
+type Options struct {
+	ConnectPorts          []int         // ports CONNECT may reach; default 443 and 8443; empty after defaults means any
+	AnyConnectPort        bool          // allow CONNECT to every port
+	ReadHeaderTimeout     time.Duration // for a client's request head; default 10s
+	IdleTimeout           time.Duration // keep-alive of idle client connections; default 90s
+	MaxHeaderBytes        int           // of a client's request head; default 64 KiB
+	DialTimeout           time.Duration // to the origin; default 10s
+	TLSHandshakeTimeout   time.Duration // with the origin; default 10s
+	ResponseHeaderTimeout time.Duration // origin's response head after the request was sent; default 60s
+}
+
+func (o Options) withDefaults() Options {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&o.ReadHeaderTimeout, 10*time.Second)
+	def(&o.IdleTimeout, 90*time.Second)
+	def(&o.DialTimeout, 10*time.Second)
+	def(&o.TLSHandshakeTimeout, 10*time.Second)
+	def(&o.ResponseHeaderTimeout, 60*time.Second)
+	if o.MaxHeaderBytes <= 0 {
+		o.MaxHeaderBytes = 64 << 10
+	}
+	if len(o.ConnectPorts) == 0 {
+		o.ConnectPorts = []int{443, 8443}
+	}
+	return o
+}
+
+// Server is the forward proxy: absolute-URI HTTP requests and CONNECT, HTTPS intercepted with a CA or
+// tunnelled blind, every request admitted by a Politeness first.
+type Server struct {
+	opts    Options
+	pol     Politeness
+	ca      *CA
+	up      *Upstream
+	log     *slog.Logger
+	metrics *metrics
+
+	transport *http.Transport
+	rp        *httputil.ReverseProxy
+	outer     *http.Server
+	inner     *http.Server // serves the requests inside intercepted CONNECTs
+	intercept *connQueue
+	targets   sync.Map // *tls.Conn -> CONNECT authority, read once by inner's ConnContext
+	active    activity // handlers and tunnels in flight, for the drain
+	// base is every request's parent context, cancelled when a drain runs out of time: it ends
+	// waits for a turn, upgraded connections and tunnels that http.Server no longer tracks.
+	base       context.Context
+	cancelBase context.CancelFunc
+}
+
+// New returns a proxy reaching origins through up. ca may be nil: every CONNECT is then a blind
+// tunnel. Metrics are registered on reg.
+func New(opts Options, pol Politeness, ca *CA, up *Upstream, log *slog.Logger, reg prometheus.Registerer) (*Server, error) {
+	opts = opts.withDefaults()
+	m, err := newMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{opts: opts, pol: pol, ca: ca, up: up, log: log, metrics: m, intercept: newConnQueue()}
+	s.base, s.cancelBase = context.WithCancel(context.Background())
+	baseContext := func(net.Listener) context.Context { return s.base }
+	s.transport = up.transport
+	s.rp = s.reverseProxy()
+	errLog := slog.NewLogLogger(log.Handler(), slog.LevelDebug)
+	s.outer = &http.Server{
+		Handler:           http.HandlerFunc(s.serveProxy),
+		ReadHeaderTimeout: opts.ReadHeaderTimeout,
+		IdleTimeout:       opts.IdleTimeout,
+		MaxHeaderBytes:    opts.MaxHeaderBytes,
+		ErrorLog:          errLog,
+		BaseContext:       baseContext,
+	}
+	s.inner = &http.Server{
+		Handler:           http.HandlerFunc(s.serveIntercepted),
+		ReadHeaderTimeout: opts.ReadHeaderTimeout,
+		IdleTimeout:       opts.IdleTimeout,
+		MaxHeaderBytes:    opts.MaxHeaderBytes,
+		ErrorLog:          errLog,
+		BaseContext:       baseContext,
+		ConnContext:       s.connContext,
+	}
+	return s, nil
+}
+
+// Serve accepts proxy clients on l until Shutdown. It returns http.ErrServerClosed after Shutdown.
+func (s *Server) Serve(l net.Listener) error {
+	go func() { _ = s.inner.Serve(s.intercept) }()
+	return s.outer.Serve(l)
+}
+
+// ServeHTTP serves one proxy request; Serve uses it, and tests may mount it directly.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.serveProxy(w, r) }
+
+func (s *Server) serveProxy(w http.ResponseWriter, r *http.Request) {
+	switch {
+	case r.Method == http.MethodConnect:
+		s.connect(w, r)
+	case r.URL.IsAbs() && (r.URL.Scheme == "http" || r.URL.Scheme == "https") && r.URL.Host != "":
+		s.forward(w, r)
+	default:
+		s.refuse(w, r, badRequest("not a proxy request: send an absolute URI (http://host/path) or CONNECT"))
+	}
+}
+
+func (s *Server) serveIntercepted(w http.ResponseWriter, r *http.Request) {
+	target, _ := r.Context().Value(targetKey{}).(string)
+	if target == "" { // cannot happen: every intercepted connection is registered
+		s.refuse(w, r, badRequest("intercepted connection without a CONNECT target"))
+		return
+	}
+	r.URL.Scheme, r.URL.Host = "https", target
+	s.forward(w, r)
+}
+
+type targetKey struct{}
+
+func (s *Server) connContext(ctx context.Context, c net.Conn) context.Context {
+	if t, ok := s.targets.LoadAndDelete(c); ok {
+		return context.WithValue(ctx, targetKey{}, t)
+	}
+	return ctx
+}
+
+// refuse answers with a refusal, logs it and counts its outcome.
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, err error) {
+	var ref *Refusal
+	if !errors.As(err, &ref) {
+		s.metrics.outcome("client_gone")
+		return
+	}
+	s.metrics.outcome(ref.Reason)
+	attrs := []any{"method", r.Method, "url", r.URL.Redacted(), "status", ref.Status, "reason", ref.Reason,
+		"details", ref.Details}
+	if ref.Err != nil {
+		attrs = append(attrs, "error", ref.Err.Error())
+	}
+	s.log.Info("request refused", attrs...)
+	ref.write(w)
+}
+
+// Shutdown stops accepting, lets requests and tunnels in flight finish until ctx ends, then closes
+// what is left. Pending turns are cancelled with their clients' connections.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.intercept.close()
+	var wg sync.WaitGroup
+	var outerErr, innerErr error
+	wg.Add(2)
+	go func() { defer wg.Done(); outerErr = s.outer.Shutdown(ctx) }()
+	go func() { defer wg.Done(); innerErr = s.inner.Shutdown(ctx) }()
+	wg.Wait()
+	err := s.active.wait(ctx)
+	if err != nil {
+		s.cancelBase()
+		_ = s.outer.Close()
+		_ = s.inner.Close()
+		s.active.closeAll()
+		s.active.waitAll()
+	}
+	s.cancelBase()
+	s.transport.CloseIdleConnections()
+	return errors.Join(outerErr, innerErr, err)
+}

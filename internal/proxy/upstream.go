@@ -1,0 +1,44 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"net"
+	"net/http"
+	"time"
+)
+
+// Upstream is the way to origins: a dialer that checks every address with the guard, and one pooled
+// transport over it. The proxy and the robots.txt fetcher share it, so robots.txt fetches obey the
+// same destination rules and reuse the same connections.
+type Upstream struct {
+	guard     *Guard
+	dialer    *net.Dialer
+	transport *http.Transport
+}
+
+// NewUpstream returns the upstream for opts' timeouts, dialling only what guard allows.
+func NewUpstream(opts Options, guard *Guard) *Upstream {
+	opts = opts.withDefaults()
+	d := guard.Dialer(net.Dialer{Timeout: opts.DialTimeout, KeepAlive: 30 * time.Second})
+	return &Upstream{guard: guard, dialer: d, transport: &http.Transport{
+		Proxy:                 nil, // never chain to the pod's own HTTP(S)_PROXY: that is us
+		DialContext:           d.DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          1024,
+		MaxIdleConnsPerHost:   64,
+		IdleConnTimeout:       opts.IdleTimeout,
+		TLSHandshakeTimeout:   opts.TLSHandshakeTimeout,
+		ResponseHeaderTimeout: opts.ResponseHeaderTimeout,
+		ExpectContinueTimeout: time.Second,
+		DisableCompression:    true, // a proxy passes Content-Encoding through untouched
+		TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12},
+	}}
+}
+
+// Client is an http.Client over the upstream transport.
+func (u *Upstream) Client() *http.Client { return &http.Client{Transport: u.transport} }
+
+func (u *Upstream) dial(ctx context.Context, addr string) (net.Conn, error) {
+	return u.dialer.DialContext(ctx, "tcp", addr)
+}

@@ -1,0 +1,162 @@
+package throttle
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/crawlpolite/crawlpolite/internal/policy"
+	"github.com/crawlpolite/crawlpolite/internal/proxy"
+	"github.com/crawlpolite/crawlpolite/pkg/robots"
+	"github.com/crawlpolite/crawlpolite/pkg/semaphore"
+)
+
+// Throttle is the sidecar's proxy.Politeness.
+type Throttle struct {
+	sem      *semaphore.Semaphore
+	fallback *semaphore.Semaphore // in-process turns while sem's backend is down; nil to fail closed
+	robots   *robots.Cache
+	policy   atomic.Pointer[policy.Policy]
+	log      *slog.Logger
+	metrics  *metrics
+	releases sync.WaitGroup // releases in flight, off the request's critical path
+}
+
+var _ proxy.Politeness = (*Throttle)(nil)
+
+// New returns a throttle taking turns from sem under pol. fallback, when not nil, serves turns while
+// sem's backend is unavailable. Metrics are registered on reg.
+func New(sem, fallback *semaphore.Semaphore, rc *robots.Cache, pol *policy.Policy, log *slog.Logger, reg prometheus.Registerer) (*Throttle, error) {
+	m, err := newMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	t := &Throttle{sem: sem, fallback: fallback, robots: rc, log: log, metrics: m}
+	t.policy.Store(pol)
+	return t, nil
+}
+
+// SetPolicy replaces the policy for requests admitted from now on.
+func (t *Throttle) SetPolicy(p *policy.Policy) { t.policy.Store(p) }
+
+// Policy returns the policy in force.
+func (t *Throttle) Policy() *policy.Policy { return t.policy.Load() }
+
+// Tunnel reports whether authority's policy asks for blind tunnels (tls: tunnel).
+func (t *Throttle) Tunnel(authority string) bool {
+	host, port, err := policy.Normalize(authority, "https")
+	return err == nil && t.policy.Load().For(host, port).Tunnel
+}
+
+// Admit implements proxy.Politeness.
+func (t *Throttle) Admit(ctx context.Context, r *http.Request) (proxy.Turn, error) {
+	host, port, err := policy.Normalize(r.URL.Host, r.URL.Scheme)
+	if err != nil {
+		return nil, &proxy.Refusal{Status: http.StatusBadRequest, Type: "http_request_error", Reason: "bad_request",
+			Details: "bad host: " + err.Error(), Err: err}
+	}
+	pol := t.policy.Load()
+	lim := pol.For(host, port)
+	key := policy.Key(host, port)
+	label := t.metrics.label(pol, host, port)
+	var crawlDelay time.Duration
+	if lim.EnforceRobots && r.Method != http.MethodConnect {
+		g, ref := t.checkRobots(ctx, r, key)
+		if ref != nil {
+			return nil, ref
+		}
+		crawlDelay = g.CrawlDelay()
+	}
+	began := time.Now()
+	l := semaphore.Limits{Concurrency: lim.MaxConcurrency, Delay: lim.Delay(crawlDelay, 0)}
+	lease, sem, err := t.acquire(ctx, key, l, lim.WaitTimeout)
+	if err != nil {
+		return nil, t.refusal(ctx, err, l)
+	}
+	if late := time.Until(lease.Start) - (lim.WaitTimeout - time.Since(began)); late > 0 {
+		// The start is beyond the wait the policy allows (a long backoff): do not sit on the slot.
+		t.release(lease)
+		return nil, waitTimeout(time.Until(lease.Start))
+	}
+	if err := lease.Wait(ctx); err != nil {
+		t.release(lease)
+		return nil, err
+	}
+	t.metrics.wait.WithLabelValues(label).Observe(time.Since(began).Seconds())
+	t.metrics.inFlight.WithLabelValues(label).Inc()
+	return &turn{t: t, sem: sem, lease: lease, label: label}, nil
+}
+
+// acquire takes a turn from the shared semaphore, or from the fallback when the shared one is down.
+func (t *Throttle) acquire(ctx context.Context, key string, l semaphore.Limits, timeout time.Duration) (*semaphore.Lease, *semaphore.Semaphore, error) {
+	actx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	lease, err := t.sem.Acquire(actx, key, l)
+	if err == nil || t.fallback == nil || !errors.Is(err, semaphore.ErrUnavailable) {
+		return lease, t.sem, err
+	}
+	t.metrics.fallbacks.Inc()
+	lease, err = t.fallback.Acquire(actx, key, l)
+	return lease, t.fallback, err
+}
+
+// refusal maps an acquire error to the answer: the client's own cancellation stays as is.
+func (t *Throttle) refusal(ctx context.Context, err error, l semaphore.Limits) error {
+	switch {
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, semaphore.ErrQueueFull):
+		return waitTimeout(max(l.Delay, time.Second))
+	case errors.Is(err, semaphore.ErrUnavailable):
+		return &proxy.Refusal{Status: http.StatusServiceUnavailable, Type: "proxy_internal_error", Reason: "backend",
+			Details: "the shared semaphore (Redis) is unreachable", RetryAfter: 5 * time.Second, Err: err}
+	}
+	return &proxy.Refusal{Status: http.StatusInternalServerError, Type: "proxy_internal_error", Reason: "internal",
+		Details: "could not take a turn", Err: err}
+}
+
+func waitTimeout(retry time.Duration) *proxy.Refusal {
+	return &proxy.Refusal{Status: http.StatusTooManyRequests, Type: "http_request_denied", Reason: "wait_timeout",
+		Details: "the wait for a turn on this host passed its waitTimeout", RetryAfter: retry}
+}
+
+// release gives a lease back in the background: the response is already on its way.
+func (t *Throttle) release(l *semaphore.Lease) {
+	t.releases.Add(1)
+	go func() {
+		defer t.releases.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := l.Release(ctx); err != nil {
+			t.log.Warn("release failed; the lease runs out by itself", "key", l.Key, "error", err.Error())
+		}
+	}()
+}
+
+// Wait blocks until every release in flight is done, or ctx ends.
+func (t *Throttle) Wait(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { t.releases.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// State is a host's live state ("example.com", "example.com:8443") in the semaphore, the shared one
+// when it answers.
+func (t *Throttle) State(ctx context.Context, authority string) (semaphore.State, error) {
+	host, port, err := policy.Normalize(authority, "https")
+	if err != nil {
+		return semaphore.State{}, err
+	}
+	return t.sem.State(ctx, policy.Key(host, port))
+}

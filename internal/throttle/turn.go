@@ -1,0 +1,65 @@
+package throttle
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/crawlpolite/crawlpolite/pkg/semaphore"
+)
+
+// turn is one admitted request's lease.
+type turn struct {
+	t     *Throttle
+	sem   *semaphore.Semaphore // the one the lease came from
+	lease *semaphore.Lease
+	label string
+	once  sync.Once
+}
+
+func (u *turn) Lost() <-chan struct{} { return u.lease.Lost() }
+
+// Response pushes the host's next start back on 429 and 503, by Retry-After when the origin sent one,
+// else exponentially. It runs before the response is streamed, so no turn of this pod starts early.
+func (u *turn) Response(status int, h http.Header) {
+	if status != http.StatusTooManyRequests && status != http.StatusServiceUnavailable {
+		return
+	}
+	ra := retryAfter(h.Get("Retry-After"), time.Now())
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	d, err := u.sem.Backoff(ctx, u.lease.Key, ra)
+	if err != nil {
+		u.t.log.Warn("backoff not recorded", "key", u.lease.Key, "status", status, "error", err.Error())
+		return
+	}
+	u.t.metrics.backoffs.WithLabelValues(u.label).Inc()
+	u.t.log.Info("origin asked to slow down", "key", u.lease.Key, "status", status, "backoff", d.String())
+}
+
+func (u *turn) Release() {
+	u.once.Do(func() {
+		u.t.metrics.inFlight.WithLabelValues(u.label).Dec()
+		u.t.release(u.lease)
+	})
+}
+
+// retryAfter reads a Retry-After value (RFC 9110 10.2.3): delay-seconds or an HTTP-date. 0 when
+// absent or unreadable, which asks for exponential backoff instead.
+func retryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if n <= 0 {
+			return 0
+		}
+		return time.Duration(min(n, 1<<31)) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}
