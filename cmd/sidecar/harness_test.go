@@ -161,7 +161,8 @@ func (s *sidecar) adminGet(t *testing.T, path string) (int, string) {
 type hostState struct {
 	InFlight int `json:"inFlight"`
 	Waiting  int `json:"waiting"`
-	Limit    int `json:"limit"`
+	Limit    int    `json:"limit"`
+	Backoff  string `json:"backoff"`
 }
 
 func (s *sidecar) state(t *testing.T, host string) hostState {
@@ -216,6 +217,13 @@ func (o *origin) serve(w http.ResponseWriter, r *http.Request) {
 	o.maxSeen = max(o.maxSeen, o.inFlight)
 	o.starts = append(o.starts, time.Now())
 	o.by[r.Header.Get("X-Sidecar")]++
+	if r.URL.Path == "/busy" {
+		o.inFlight--
+		o.mu.Unlock()
+		w.Header().Set("Retry-After", "2")
+		w.WriteHeader(http.StatusTooManyRequests)
+		return
+	}
 	o.mu.Unlock()
 	hold := o.hold
 	if strings.HasPrefix(r.URL.Path, "/slow") {

@@ -36,6 +36,16 @@ type Fields struct {
 	Robots         *string   `yaml:"robots"` // enforce | ignore
 	WaitTimeout    *Duration `yaml:"waitTimeout"`
 	TLS            *string   `yaml:"tls"` // intercept | tunnel
+
+	lines map[string]int // line of each key, for messages
+}
+
+// at prefixes a message about key with its line, when known.
+func (f Fields) at(key string) string {
+	if n := f.lines[key]; n > 0 {
+		return fmt.Sprintf("line %d: %s", n, key)
+	}
+	return key
 }
 
 // Rule applies Fields to the hosts its patterns match.
@@ -61,43 +71,54 @@ func Parse(data []byte) (*Policy, error) {
 	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) { // empty: all defaults
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	var lines yaml.Node
-	if err := yaml.Unmarshal(data, &lines); err == nil {
-		recordRuleLines(&lines, doc.Rules)
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err == nil {
+		recordLines(&root, &doc)
 	}
 	return compile(doc)
 }
 
-// recordRuleLines notes each rule's line, for messages about its values.
-func recordRuleLines(root *yaml.Node, rules []Rule) {
+// recordLines notes the line of each rule and of each field, for messages about their values.
+func recordLines(root *yaml.Node, doc *Document) {
 	if len(root.Content) == 0 {
 		return
 	}
 	m := root.Content[0]
 	for i := 0; i+1 < len(m.Content); i += 2 {
-		if m.Content[i].Value != "rules" {
-			continue
-		}
-		for j, r := range m.Content[i+1].Content {
-			if j < len(rules) {
-				rules[j].line = r.Line
+		switch m.Content[i].Value {
+		case "defaults":
+			doc.Defaults.lines = keyLines(m.Content[i+1])
+		case "rules":
+			for j, r := range m.Content[i+1].Content {
+				if j < len(doc.Rules) {
+					doc.Rules[j].line = r.Line
+					doc.Rules[j].lines = keyLines(r)
+				}
 			}
 		}
 	}
 }
 
+func keyLines(m *yaml.Node) map[string]int {
+	out := map[string]int{}
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		out[m.Content[i].Value] = m.Content[i].Line
+	}
+	return out
+}
+
 func validateFields(f Fields, where string) error {
 	if f.MaxConcurrency != nil && (*f.MaxConcurrency < 1 || *f.MaxConcurrency > 10000) {
-		return fmt.Errorf("%w: %s: maxConcurrency %d must be between 1 and 10000", ErrInvalid, where, *f.MaxConcurrency)
+		return fmt.Errorf("%w: %s: %s %d must be between 1 and 10000", ErrInvalid, where, f.at("maxConcurrency"), *f.MaxConcurrency)
 	}
 	if f.Robots != nil && *f.Robots != "enforce" && *f.Robots != "ignore" {
-		return fmt.Errorf("%w: %s: robots %q must be enforce or ignore", ErrInvalid, where, *f.Robots)
+		return fmt.Errorf("%w: %s: %s %q must be enforce or ignore", ErrInvalid, where, f.at("robots"), *f.Robots)
 	}
 	if f.TLS != nil && *f.TLS != "intercept" && *f.TLS != "tunnel" {
-		return fmt.Errorf("%w: %s: tls %q must be intercept or tunnel", ErrInvalid, where, *f.TLS)
+		return fmt.Errorf("%w: %s: %s %q must be intercept or tunnel", ErrInvalid, where, f.at("tls"), *f.TLS)
 	}
 	if f.WaitTimeout != nil && *f.WaitTimeout == 0 {
-		return fmt.Errorf("%w: %s: waitTimeout must be positive", ErrInvalid, where)
+		return fmt.Errorf("%w: %s: %s must be positive", ErrInvalid, where, f.at("waitTimeout"))
 	}
 	return nil
 }

@@ -67,13 +67,14 @@ func TestParseErrorsNameTheLine(t *testing.T) {
 		"unknown key":     {"defaults:\n  maxConcurrency: 2\n  minDelai: 1s\n", "line 3"},
 		"bad duration":    {"defaults:\n  minDelay: soon\n", "line 2"},
 		"negative delay":  {"defaults:\n  minDelay: -1s\n", "line 2"},
-		"zero limit":      {"rules:\n  - hosts: [a.com]\n    maxConcurrency: 0\n", "line 2"},
-		"bad robots":      {"defaults:\n  robots: sometimes\n", "robots"},
+		"zero limit":      {"rules:\n  - hosts: [a.com]\n    maxConcurrency: 0\n", "line 3: maxConcurrency"},
+		"negative limit":  {"defaults:\n  minDelay: 1s\n  maxConcurrency: -1\n", "line 3: maxConcurrency"},
+		"bad robots":      {"defaults:\n  robots: sometimes\n", "line 2: robots"},
 		"bad pattern":     {"rules:\n  - hosts: ['a*.com']\n", "line 2"},
 		"no hosts":        {"rules:\n  - maxConcurrency: 3\n", "line 2"},
-		"bad tls":         {"rules:\n  - hosts: [a.com]\n    tls: maybe\n", "tls"},
+		"bad tls":         {"rules:\n  - hosts: [a.com]\n    tls: maybe\n", "line 3: tls"},
 		"not a mapping":   {"- 1\n- 2\n", "line 1"},
-		"zero waitTimout": {"defaults:\n  waitTimeout: 0s\n", "waitTimeout"},
+		"zero waitTimout": {"defaults:\n  waitTimeout: 0s\n", "line 2: waitTimeout"},
 	}
 	for name, c := range cases {
 		_, err := Parse([]byte(c.body))

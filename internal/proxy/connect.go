@@ -112,7 +112,7 @@ func (s *Server) tunnel(w http.ResponseWriter, r *http.Request) {
 	up, err := s.up.dial(ctx, r.Host)
 	cancel()
 	if err != nil {
-		s.refuse(w, r, classify(err))
+		s.refuse(w, r, Classify(err))
 		return
 	}
 	conn, ok := s.hijack(w, r)

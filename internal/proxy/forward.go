@@ -84,7 +84,7 @@ func (s *Server) upstreamError(w http.ResponseWriter, r *http.Request, err error
 	case ctx.Err() != nil: // the client went away: nobody to answer
 		s.metrics.outcome("client_gone")
 	default:
-		s.refuse(w, r, classify(err))
+		s.refuse(w, r, Classify(err))
 	}
 }
 

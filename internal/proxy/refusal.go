@@ -61,8 +61,8 @@ func sanitize(s string) string {
 	}, s)
 }
 
-// classify turns an error of a dial or round trip to the origin into the refusal to send.
-func classify(err error) *Refusal {
+// Classify turns an error of a dial or round trip to the origin into the refusal to send.
+func Classify(err error) *Refusal {
 	var (
 		ref   *Refusal
 		dns   *net.DNSError

@@ -2,7 +2,6 @@ package throttle
 
 import (
 	"context"
-	"errors"
 	"net/http"
 
 	"github.com/crawlpolite/crawlpolite/internal/proxy"
@@ -11,8 +10,8 @@ import (
 
 // checkRobots looks r up in its origin's robots.txt (cached for the cluster) for the crawler's
 // product token, and refuses it when disallowed. An unreachable robots.txt disallows everything
-// (RFC 9309 2.3.1.4), a missing one allows everything.
-func (t *Throttle) checkRobots(ctx context.Context, r *http.Request, key string) (*robots.Group, *proxy.Refusal) {
+// (RFC 9309 2.3.1.4), a missing one allows everything. The error is the client's own cancellation.
+func (t *Throttle) checkRobots(ctx context.Context, r *http.Request, key string) (*robots.Group, *proxy.Refusal, error) {
 	res := t.robots.Get(ctx, r.URL.Scheme+"://"+key)
 	t.metrics.robots.WithLabelValues(res.Status.String()).Inc()
 	agent := robots.ProductToken(r.Header.Get("User-Agent"))
@@ -25,16 +24,20 @@ func (t *Throttle) checkRobots(ctx context.Context, r *http.Request, key string)
 		path += "?" + r.URL.RawQuery
 	}
 	if g.Allowed(path) {
-		return g, nil
+		return g, nil, nil
 	}
 	details := "robots.txt disallows this path for " + agent
-	if errors.Is(res.Err, proxy.ErrForbiddenDestination) {
-		return nil, &proxy.Refusal{Status: http.StatusForbidden, Type: "destination_ip_prohibited", Reason: "destination",
-			Details: "destination address is in a range not allowed (--allow-cidr)", Err: res.Err}
+	if res.Status == robots.Unreachable && res.Code == 0 && res.Err != nil {
+		if ctx.Err() != nil {
+			return nil, nil, ctx.Err()
+		}
+		// No answer at all: the origin itself is unreachable (DNS, refused, a forbidden address),
+		// which says more than "robots.txt unreachable".
+		return nil, proxy.Classify(res.Err), nil
 	}
 	if res.Status == robots.Unreachable {
 		details = "robots.txt is unreachable, which disallows every path until it can be fetched"
 	}
 	return nil, &proxy.Refusal{Status: http.StatusForbidden, Type: "http_request_denied", Reason: "robots",
-		Details: details, Err: res.Err}
+		Details: details, Err: res.Err}, nil
 }

@@ -26,6 +26,7 @@ type Throttle struct {
 	log      *slog.Logger
 	metrics  *metrics
 	releases sync.WaitGroup // releases in flight, off the request's critical path
+	down     breaker        // set when the shared semaphore failed: requests skip it for a while
 }
 
 var _ proxy.Politeness = (*Throttle)(nil)
@@ -67,8 +68,11 @@ func (t *Throttle) Admit(ctx context.Context, r *http.Request) (proxy.Turn, erro
 	label := t.metrics.label(pol, host, port)
 	var crawlDelay time.Duration
 	if lim.EnforceRobots && r.Method != http.MethodConnect {
-		g, ref := t.checkRobots(ctx, r, key)
-		if ref != nil {
+		g, ref, err := t.checkRobots(ctx, r, key)
+		switch {
+		case err != nil:
+			return nil, err
+		case ref != nil:
 			return nil, ref
 		}
 		crawlDelay = g.CrawlDelay()
@@ -97,7 +101,20 @@ func (t *Throttle) Admit(ctx context.Context, r *http.Request) (proxy.Turn, erro
 func (t *Throttle) acquire(ctx context.Context, key string, l semaphore.Limits, timeout time.Duration) (*semaphore.Lease, *semaphore.Semaphore, error) {
 	actx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	lease, err := t.sem.Acquire(actx, key, l)
+	var (
+		lease *semaphore.Lease
+		err   error
+	)
+	if t.down.open() {
+		err = errBackendDown
+	} else {
+		lease, err = t.sem.Acquire(actx, key, l)
+		if errors.Is(err, semaphore.ErrUnavailable) {
+			t.down.trip()
+		} else {
+			t.down.reset()
+		}
+	}
 	if err == nil || t.fallback == nil || !errors.Is(err, semaphore.ErrUnavailable) {
 		return lease, t.sem, err
 	}

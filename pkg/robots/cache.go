@@ -94,31 +94,39 @@ func (c *Cache) Get(ctx context.Context, base string) *Result {
 	}
 	if cl, ok := c.inflight[base]; ok { // one lookup per host per process
 		c.mu.Unlock()
-		select {
-		case <-cl.done:
-			return cl.res
-		case <-ctx.Done():
-			return &Result{Status: Unreachable, Rules: &Rules{}, Err: ctx.Err()}
-		}
+		return c.await(ctx, cl)
 	}
 	cl := &call{done: make(chan struct{})}
 	c.inflight[base] = cl
 	c.mu.Unlock()
 
-	res, ttl := c.load(ctx, base, failures)
+	// The lookup is shared by every caller and cached, so it must not fail because the caller that
+	// started it went away: it runs detached, bounded by the fetch timeout and ClaimWait.
+	go func() {
+		res, ttl := c.load(context.WithoutCancel(ctx), base, failures)
+		c.mu.Lock()
+		delete(c.inflight, base)
+		if res.Status == Unreachable {
+			failures++
+		} else {
+			failures = 0
+		}
+		c.putLocked(base, res, ttl, failures)
+		c.mu.Unlock()
+		cl.res = res
+		close(cl.done)
+	}()
+	return c.await(ctx, cl)
+}
 
-	c.mu.Lock()
-	delete(c.inflight, base)
-	if res.Status == Unreachable {
-		failures++
-	} else {
-		failures = 0
+// await waits for an in-flight lookup, or returns an Unreachable result with ctx's error.
+func (c *Cache) await(ctx context.Context, cl *call) *Result {
+	select {
+	case <-cl.done:
+		return cl.res
+	case <-ctx.Done():
+		return &Result{Status: Unreachable, Rules: &Rules{}, Err: ctx.Err()}
 	}
-	c.putLocked(base, res, ttl, failures)
-	c.mu.Unlock()
-	cl.res = res
-	close(cl.done)
-	return res
 }
 
 // Len reports how many hosts the local cache holds, and their estimated bytes.

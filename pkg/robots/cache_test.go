@@ -122,6 +122,24 @@ func TestCacheLocal(t *testing.T) {
 	}
 }
 
+// TestCacheCallerGone: the caller that started a lookup going away neither fails the lookup for the
+// others nor caches a failure.
+func TestCacheCallerGone(t *testing.T) {
+	srv, hits := origin(t, 200, 200*time.Millisecond)
+	c := NewCache(&Fetcher{Client: srv.Client()}, CacheOptions{})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if r := c.Get(ctx, srv.URL); r.Status != Unreachable || r.Err == nil {
+		t.Fatalf("cancelled caller got %v, want Unreachable with its context's error", r.Status)
+	}
+	if r := c.Get(context.Background(), srv.URL); r.Status != Fetched {
+		t.Fatalf("next caller got %v (%v), want the fetched file", r.Status, r.Err)
+	}
+	if n := hits.Load(); n != 1 {
+		t.Fatalf("%d fetches, want 1", n)
+	}
+}
+
 func TestCacheFailures(t *testing.T) {
 	srv, hits := origin(t, 503, 0)
 	c := NewCache(&Fetcher{Client: srv.Client(), FailureTTL: 200 * time.Millisecond}, CacheOptions{})
