@@ -159,8 +159,8 @@ func (s *sidecar) adminGet(t *testing.T, path string) (int, string) {
 
 // hostState is one host's entry of the admin /state answer.
 type hostState struct {
-	InFlight int `json:"inFlight"`
-	Waiting  int `json:"waiting"`
+	InFlight int    `json:"inFlight"`
+	Waiting  int    `json:"waiting"`
 	Limit    int    `json:"limit"`
 	Backoff  string `json:"backoff"`
 }
