@@ -48,4 +48,5 @@ e2e: ## Run the end-to-end suite (real kube-apiserver, Redis and processes).
 
 .PHONY: demo
 demo: ## Run the standalone demo (no Redis, no Kubernetes).
-	@if [ -d cmd/sidecar ]; then $(GO) run ./cmd/demo; else echo "demo: the sidecar has not landed yet (issue 6)"; exit 1; fi
+	$(GO) build -o bin/crawlpolite-sidecar ./cmd/sidecar
+	$(GO) run ./cmd/demo --sidecar=bin/crawlpolite-sidecar
