@@ -34,8 +34,9 @@ lint: ## Run golangci-lint (installed at its pinned version).
 
 .PHONY: bench
 bench: ## Run the benchmarks against real servers (side by side with their baselines).
-	@env_lines=$$(bash $(DEPS) redis) && eval "$$env_lines" && \
-	  $(GO) test -run '^$$' -bench . -benchtime 3s -count 1 ./pkg/semaphore/... ./pkg/robots/...
+	@env_lines=$$(bash $(DEPS) bench) && eval "$$env_lines" && \
+	  $(GO) test -run '^$$' -bench . -benchtime 3s -count 1 ./pkg/semaphore/... ./pkg/robots/... && \
+	  CRAWLPOLITE_BENCH=1 $(GO) test -count 1 -run '^TestProxyBenchmark$$' -v ./cmd/sidecar/
 
 .PHONY: generate
 generate: ## Regenerate generated code (none yet outside go:embed).

@@ -2,7 +2,8 @@
 # test-deps.sh installs what `make test` needs, idempotently, cached by version outside the repository:
 #   - Debian's redis-server and redis-tools (apt-get; needs root or sudo);
 #   - kube-apiserver and etcd, built from the Go module proxy (no binary download is needed);
-#   - golangci-lint and controller-gen, built with `go install`.
+#   - golangci-lint and controller-gen, built with `go install`;
+#   - for `make bench` only: Debian's wrk and tinyproxy.
 # It prints `export` lines for the variables the tests read (KUBEBUILDER_ASSETS, PATH); the Makefile evals them.
 # Everything it writes goes under $CRAWLPOLITE_CACHE (default ~/.cache/crawlpolite).
 set -euo pipefail
@@ -29,6 +30,18 @@ install_redis() {
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server redis-tools >&2
   # Debian's package starts a system service on 6379; the tests never use it, but do not leave it running.
   $sudo systemctl disable --now redis-server >/dev/null 2>&1 || $sudo service redis-server stop >/dev/null 2>&1 || true
+}
+
+# install_bench_tools: wrk (the load generator) and tinyproxy (the baseline proxy), from Debian.
+install_bench_tools() {
+  if command -v wrk >/dev/null && command -v tinyproxy >/dev/null; then return; fi
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  log "installing wrk and tinyproxy with apt-get"
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk tinyproxy >&2
+  # The package starts a system tinyproxy on 8888; the benchmark runs its own.
+  $sudo systemctl disable --now tinyproxy >/dev/null 2>&1 || $sudo service tinyproxy stop >/dev/null 2>&1 || true
 }
 
 # wrapper_build DIR MAINMOD VERSION REPLACE_PREFIX REPLACE_VERSION OUT PKG LDFLAGS
@@ -93,6 +106,7 @@ install_go_tool() { # name module version package
 what=${1:-all}
 case $what in
   redis) install_redis ;;
+  bench) install_redis; install_bench_tools ;;
   kube) install_kube ;;
   lint) install_go_tool golangci-lint github.com/golangci/golangci-lint/v2 "$GOLANGCI_VERSION" github.com/golangci/golangci-lint/v2/cmd/golangci-lint ;;
   generate) install_go_tool controller-gen sigs.k8s.io/controller-tools "$CONTROLLER_GEN_VERSION" sigs.k8s.io/controller-tools/cmd/controller-gen ;;
@@ -101,5 +115,5 @@ case $what in
     install_kube
     install_go_tool golangci-lint github.com/golangci/golangci-lint/v2 "$GOLANGCI_VERSION" github.com/golangci/golangci-lint/v2/cmd/golangci-lint
     ;;
-  *) log "usage: $0 [all|redis|kube|lint|generate]"; exit 2 ;;
+  *) log "usage: $0 [all|redis|bench|kube|lint|generate]"; exit 2 ;;
 esac

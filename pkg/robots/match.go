@@ -16,6 +16,20 @@ type Group struct {
 // For returns the group for the crawler with the given product token (case-insensitive).
 func (r *Rules) For(agent string) *Group {
 	agent = strings.ToLower(agent)
+	if g, ok := r.byAgent.Load(agent); ok {
+		return g.(*Group)
+	}
+	g := r.group(agent)
+	if r.cached.Add(1) <= maxAgentsCached {
+		r.byAgent.Store(agent, g)
+	}
+	return g
+}
+
+// maxAgentsCached bounds the memo of For per file.
+const maxAgentsCached = 16
+
+func (r *Rules) group(agent string) *Group {
 	var specific, global []*group
 	for _, g := range r.groups {
 		for _, a := range g.agents {

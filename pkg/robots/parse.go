@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -14,6 +16,10 @@ const MaxSize = 512 << 10
 // Rules is a parsed robots.txt. The zero value allows everything.
 type Rules struct {
 	groups []*group
+	// byAgent memoises For: a crawler sends one agent on every request, and merging its groups
+	// allocates. Bounded, as a site could otherwise be probed with many agents.
+	byAgent sync.Map // lower-case agent -> *Group
+	cached  atomic.Int32
 }
 
 type rule struct {
