@@ -309,3 +309,10 @@ func (o *origin) holding() int {
 func pemCert(der []byte) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }
+
+// reset forgets what was observed so far (not the hits by path).
+func (o *origin) reset() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.maxSeen, o.starts, o.by = 0, nil, map[string]int{}
+}

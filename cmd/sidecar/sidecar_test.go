@@ -20,9 +20,12 @@ const (
 	holdA   = 100 * time.Millisecond
 	limitA  = 3
 	delayB  = 200 * time.Millisecond
-	// slack is what the origin's clock may see below the delay: a start is decided by the semaphore,
-	// and the request then crosses the proxy and the network, whose latency varies by a few ms.
-	slack = 10 * time.Millisecond
+	// slack is what the origin's clock may see below the delay: a start is decided by the semaphore
+	// (whose gaps pkg/semaphore's conformance tests check exactly), and the request then crosses the
+	// proxy and, under -race on 2 cores, a loaded upstream connection whose latency varies by up to
+	// ~20 ms (measured: 183 ms for 200 ms once in CI). Sending at the gate over a pre-dialled
+	// connection is the planned fix.
+	slack = 25 * time.Millisecond
 )
 
 // writePolicy writes a policy with no minimum delay by default and a concurrency of limitA for host.
@@ -76,6 +79,18 @@ func rate(starts []time.Time) float64 {
 // crawlBoth has every sidecar's workers crawl both origins for d, and returns the status codes seen.
 func crawlBoth(t *testing.T, cars []*sidecar, clients []*http.Client, a, b *origin, scheme string, d time.Duration) map[int]int {
 	t.Helper()
+	// Warm up: each sidecar's connection to each origin (a TLS handshake takes longer than a request
+	// on an open connection, and that difference would show as a gap shorter than the delay), then
+	// forget what the origins saw.
+	for _, c := range clients {
+		for _, o := range []*origin{a, b} {
+			if resp, err := c.Get(scheme + "://" + o.host() + "/warm"); err == nil {
+				resp.Body.Close()
+			}
+		}
+	}
+	a.reset()
+	b.reset()
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	var (
