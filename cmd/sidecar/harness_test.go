@@ -132,7 +132,7 @@ func (s *sidecar) client(t *testing.T, h2 bool) *http.Client {
 	return &http.Client{Transport: tr, Timeout: 60 * time.Second}
 }
 
-// signal sends sig and waits for the exit, returning its error.
+// stop sends sig and waits for the exit, returning its error.
 func (s *sidecar) stop(t *testing.T, sig syscall.Signal) error {
 	t.Helper()
 	_ = s.cmd.Process.Signal(sig)
@@ -145,7 +145,7 @@ func (s *sidecar) stop(t *testing.T, sig syscall.Signal) error {
 	}
 }
 
-// get fetches a URL on the admin port.
+// adminGet fetches a URL on the admin port.
 func (s *sidecar) adminGet(t *testing.T, path string) (int, string) {
 	t.Helper()
 	resp, err := http.Get("http://" + s.admin + path)

@@ -1,7 +1,10 @@
-// Package proxy owns the forward-proxy mechanics of the sidecar. So far it holds the per-pod CA for
-// TLS interception (key in memory only; CA certificate and trust bundle written for the app containers;
-// leaf certificates minted per host and cached) and the destination guard: the check, at dial time, that the address actually connected to is not in a private,
-// loopback, link-local (cloud metadata) or otherwise non-public range unless allowed. Crawlers follow
+// Package proxy owns the forward-proxy mechanics of the sidecar: absolute-URI HTTP requests and
+// CONNECT (intercepted with a per-pod CA so each request inside is handled on its own, or tunnelled
+// blind), streaming through httputil.ReverseProxy, the answers the proxy makes itself with an RFC 9209
+// Proxy-Status, and a drain that also waits for hijacked connections. The CA keeps its key in memory
+// only, writes its certificate and a trust bundle for the app containers, and mints leaf certificates
+// per host. The destination guard checks, at dial time, that the address actually connected to is not
+// in a private, loopback, link-local (cloud metadata) or otherwise non-public range unless allowed. Crawlers follow
 // untrusted links; checking the resolved address when dialling, not the name before, defeats DNS
 // rebinding.
 //

@@ -59,7 +59,7 @@ func (s *Server) reverseProxy() *httputil.ReverseProxy {
 			pr.Out.Header.Add("Via", via)
 			pr.Out.RequestURI = ""
 		},
-		Transport:  s.transport,
+		Transport:  s.up.transport,
 		BufferPool: pool,
 		ModifyResponse: func(resp *http.Response) error {
 			if t, ok := resp.Request.Context().Value(turnKey{}).(Turn); ok {

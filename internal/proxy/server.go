@@ -36,8 +36,8 @@ type Turn interface {
 
 // Options are the proxy's settings. Zero values take the defaults.
 type Options struct {
-	ConnectPorts          []int         // ports CONNECT may reach; default 443 and 8443; empty after defaults means any
-	AnyConnectPort        bool          // allow CONNECT to every port
+	ConnectPorts          []int         // ports CONNECT may reach; default 443 and 8443
+	AnyConnectPort        bool          // allow CONNECT to every port, ConnectPorts notwithstanding
 	ReadHeaderTimeout     time.Duration // for a client's request head; default 10s
 	IdleTimeout           time.Duration // keep-alive of idle client connections; default 90s
 	MaxHeaderBytes        int           // of a client's request head; default 64 KiB
@@ -76,7 +76,6 @@ type Server struct {
 	log     *slog.Logger
 	metrics *metrics
 
-	transport *http.Transport
 	rp        *httputil.ReverseProxy
 	outer     *http.Server
 	inner     *http.Server // serves the requests inside intercepted CONNECTs
@@ -100,11 +99,10 @@ func New(opts Options, pol Politeness, ca *CA, up *Upstream, log *slog.Logger, r
 	s := &Server{opts: opts, pol: pol, ca: ca, up: up, log: log, metrics: m, intercept: newConnQueue()}
 	s.base, s.cancelBase = context.WithCancel(context.Background())
 	baseContext := func(net.Listener) context.Context { return s.base }
-	s.transport = up.transport
 	s.rp = s.reverseProxy()
 	errLog := slog.NewLogLogger(log.Handler(), slog.LevelDebug)
 	s.outer = &http.Server{
-		Handler:           http.HandlerFunc(s.serveProxy),
+		Handler:           s,
 		ReadHeaderTimeout: opts.ReadHeaderTimeout,
 		IdleTimeout:       opts.IdleTimeout,
 		MaxHeaderBytes:    opts.MaxHeaderBytes,
@@ -129,10 +127,8 @@ func (s *Server) Serve(l net.Listener) error {
 	return s.outer.Serve(l)
 }
 
-// ServeHTTP serves one proxy request; Serve uses it, and tests may mount it directly.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.serveProxy(w, r) }
-
-func (s *Server) serveProxy(w http.ResponseWriter, r *http.Request) {
+// ServeHTTP serves one request to the proxy: CONNECT, or an absolute URI.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case r.Method == http.MethodConnect:
 		s.connect(w, r)
@@ -190,14 +186,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	go func() { defer wg.Done(); innerErr = s.inner.Shutdown(ctx) }()
 	wg.Wait()
 	err := s.active.wait(ctx)
+	s.cancelBase() // anything still waiting or streaming ends now
 	if err != nil {
-		s.cancelBase()
 		_ = s.outer.Close()
 		_ = s.inner.Close()
 		s.active.closeAll()
 		s.active.waitAll()
 	}
-	s.cancelBase()
-	s.transport.CloseIdleConnections()
+	s.up.transport.CloseIdleConnections()
 	return errors.Join(outerErr, innerErr, err)
 }
