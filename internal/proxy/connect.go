@@ -125,11 +125,13 @@ func (s *Server) tunnel(w http.ResponseWriter, r *http.Request) {
 	defer s.metrics.inFlight.Dec()
 	untrack := s.active.track(conn, up)
 	defer untrack()
-	splice(conn, up, turn.Lost())
+	stop := turn.AfterLost(func() { _ = conn.Close(); _ = up.Close() }) // a lost hold ends the tunnel
+	splice(conn, up)
+	stop()
 }
 
-// splice copies both ways until one side ends or lost is closed, then closes both.
-func splice(a, b net.Conn, lost <-chan struct{}) {
+// splice copies both ways until both sides end, or one fails, then closes both.
+func splice(a, b net.Conn) {
 	errc := make(chan error, 2)
 	cp := func(dst, src net.Conn) {
 		_, err := io.Copy(dst, src)
@@ -140,18 +142,10 @@ func splice(a, b net.Conn, lost <-chan struct{}) {
 	}
 	go cp(a, b)
 	go cp(b, a)
-	for ended := 0; ended < 2; {
-		select {
-		case err := <-errc:
-			ended++
-			if err != nil {
-				_ = a.Close()
-				_ = b.Close()
-			}
-		case <-lost:
+	for range 2 {
+		if err := <-errc; err != nil {
 			_ = a.Close()
 			_ = b.Close()
-			lost = nil
 		}
 	}
 	_ = a.Close()

@@ -29,25 +29,12 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request) {
 	defer s.metrics.inFlight.Dec()
 	ctx, cancel := context.WithCancelCause(r.Context())
 	defer cancel(nil)
-	stop := watchLost(turn.Lost(), cancel)
+	stop := turn.AfterLost(func() { cancel(errLost) })
 	defer stop()
 	s.rp.ServeHTTP(w, r.WithContext(context.WithValue(ctx, turnKey{}, turn)))
 }
 
 var errLost = errors.New("proxy: the request's hold on its origin was lost")
-
-// watchLost cancels with errLost when lost is closed, until stop is called.
-func watchLost(lost <-chan struct{}, cancel context.CancelCauseFunc) (stop func()) {
-	quit := make(chan struct{})
-	go func() {
-		select {
-		case <-lost:
-			cancel(errLost)
-		case <-quit:
-		}
-	}()
-	return func() { close(quit) }
-}
 
 func (s *Server) reverseProxy() *httputil.ReverseProxy {
 	pool := &bufferPool{}

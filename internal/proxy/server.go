@@ -26,8 +26,9 @@ type Politeness interface {
 
 // Turn is one admitted request's hold on its origin.
 type Turn interface {
-	// Lost is closed when the hold is lost before Release: the request is then cancelled.
-	Lost() <-chan struct{}
+	// AfterLost arranges for f to run (in its own goroutine) if the hold is lost before Release, so
+	// the request can be cancelled; stop unregisters f, reporting false if it already ran.
+	AfterLost(f func()) (stop func() bool)
 	// Response is called with the origin's response head, before its body is streamed.
 	Response(status int, h http.Header)
 	// Release gives the hold back. It is called exactly once, and must not block for long.

@@ -85,11 +85,11 @@ func (t *Throttle) Admit(ctx context.Context, r *http.Request) (proxy.Turn, erro
 	}
 	if late := time.Until(lease.Start) - (lim.WaitTimeout - time.Since(began)); late > 0 {
 		// The start is beyond the wait the policy allows (a long backoff): do not sit on the slot.
-		t.release(lease)
+		t.release(sem, lease)
 		return nil, waitTimeout(time.Until(lease.Start))
 	}
 	if err := lease.Wait(ctx); err != nil {
-		t.release(lease)
+		t.release(sem, lease)
 		return nil, err
 	}
 	t.metrics.wait.WithLabelValues(label).Observe(time.Since(began).Seconds())
@@ -143,17 +143,26 @@ func waitTimeout(retry time.Duration) *proxy.Refusal {
 		Details: "the wait for a turn on this host passed its waitTimeout", RetryAfter: retry}
 }
 
-// release gives a lease back in the background: the response is already on its way.
-func (t *Throttle) release(l *semaphore.Lease) {
+// release gives a lease from sem back: in the background when that is a network call, as the
+// response is already on its way; inline when sem is in-process, which is cheaper than a goroutine.
+func (t *Throttle) release(sem *semaphore.Semaphore, l *semaphore.Lease) {
+	if sem.InProcess() {
+		t.give(context.Background(), l)
+		return
+	}
 	t.releases.Add(1)
 	go func() {
 		defer t.releases.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if err := l.Release(ctx); err != nil {
-			t.log.Warn("release failed; the lease runs out by itself", "key", l.Key, "error", err.Error())
-		}
+		t.give(ctx, l)
 	}()
+}
+
+func (t *Throttle) give(ctx context.Context, l *semaphore.Lease) {
+	if err := l.Release(ctx); err != nil {
+		t.log.Warn("release failed; the lease runs out by itself", "key", l.Key, "error", err.Error())
+	}
 }
 
 // Wait blocks until every release in flight is done, or ctx ends.

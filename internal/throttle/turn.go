@@ -19,7 +19,7 @@ type turn struct {
 	once  sync.Once
 }
 
-func (u *turn) Lost() <-chan struct{} { return u.lease.Lost() }
+func (u *turn) AfterLost(f func()) (stop func() bool) { return u.lease.AfterLost(f) }
 
 // Response pushes the host's next start back on 429 and 503, by Retry-After when the origin sent one,
 // else exponentially. It runs before the response is streamed, so no turn of this pod starts early.
@@ -42,7 +42,7 @@ func (u *turn) Response(status int, h http.Header) {
 func (u *turn) Release() {
 	u.once.Do(func() {
 		u.t.metrics.inFlight.WithLabelValues(u.label).Dec()
-		u.t.release(u.lease)
+		u.t.release(u.sem, u.lease)
 	})
 }
 

@@ -19,7 +19,8 @@ type Lease struct {
 	Scheduled time.Time
 
 	s        *Semaphore
-	lost     chan struct{}
+	lost     context.Context // cancelled when the lease is lost
+	lose     context.CancelFunc
 	mu       sync.Mutex
 	expires  time.Time
 	timer    *time.Timer
@@ -33,9 +34,9 @@ func (s *Semaphore) newLease(key, rid string, g grant, received time.Time) *Leas
 		// start late, never early.
 		Start:   received.Add(g.wait),
 		s:       s,
-		lost:    make(chan struct{}),
 		expires: received.Add(g.ttl),
 	}
+	l.lost, l.lose = context.WithCancel(context.Background())
 	l.mu.Lock()
 	l.scheduleLocked(received)
 	l.mu.Unlock()
@@ -60,7 +61,12 @@ func (l *Lease) Wait(ctx context.Context) error {
 
 // Lost is closed when the lease could not be refreshed before it ran out: another request may now
 // hold the slot, so the work done under it should stop.
-func (l *Lease) Lost() <-chan struct{} { return l.lost }
+func (l *Lease) Lost() <-chan struct{} { return l.lost.Done() }
+
+// AfterLost arranges for f to run in its own goroutine if the lease is lost, like
+// context.AfterFunc: stop unregisters it (false if it already started). Unlike a goroutine waiting
+// on Lost, it costs nothing while the lease is held.
+func (l *Lease) AfterLost(f func()) (stop func() bool) { return context.AfterFunc(l.lost, f) }
 
 // Expires returns the local time the lease runs out unless refreshed.
 func (l *Lease) Expires() time.Time {
@@ -126,10 +132,4 @@ func (l *Lease) refresh() {
 	}
 }
 
-func (l *Lease) loseLocked() {
-	select {
-	case <-l.lost:
-	default:
-		close(l.lost)
-	}
-}
+func (l *Lease) loseLocked() { l.lose() }

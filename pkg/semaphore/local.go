@@ -17,7 +17,7 @@ func NewLocal(opts Options) (*Semaphore, error) {
 	w := newWaiters()
 	ls := &localStore{opts: opts, keys: make(map[string]*localKey), deliver: w.deliver, stop: make(chan struct{})}
 	go ls.sweep()
-	return &Semaphore{opts: opts, st: ls, waiters: w}, nil
+	return &Semaphore{opts: opts, st: ls, waiters: w, inProcess: true}, nil
 }
 
 type localStore struct {

@@ -122,13 +122,18 @@ var errLost = errors.New("semaphore: lease lost")
 
 // Semaphore grants leases on keys. It is safe for concurrent use.
 type Semaphore struct {
-	opts    Options
-	st      store
-	waiters *waiters
-	mu      sync.Mutex // guards closed and leaving.Add against Close's Wait
-	closed  bool
-	leaving sync.WaitGroup // abandon calls in flight; Close waits for them
+	opts      Options
+	st        store
+	waiters   *waiters
+	mu        sync.Mutex // guards closed and leaving.Add against Close's Wait
+	closed    bool
+	leaving   sync.WaitGroup // abandon calls in flight; Close waits for them
+	inProcess bool
 }
+
+// InProcess reports whether the backend lives in this process (NewLocal): its calls never block on
+// a network, so callers may make them inline rather than in the background.
+func (s *Semaphore) InProcess() bool { return s.inProcess }
 
 // Acquire waits for a slot on key and returns its lease. It returns ErrQueueFull when the key's queue
 // is full, ctx's error when ctx ends first (leaving the queue), and an error wrapping ErrUnavailable
