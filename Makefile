@@ -18,8 +18,11 @@ deps: ## Install the test dependencies (idempotent; cached by version).
 	@bash $(DEPS) all >/dev/null
 
 .PHONY: test
-test: ## Install test dependencies, then vet, lint and run every test with the race detector.
+test: ## Install test dependencies, check generated files, then vet, lint and run every test with the race detector.
 	@env_lines=$$(bash $(DEPS) all) && eval "$$env_lines" && \
+	  $(GO) generate $(PKGS) && \
+	  { ! git rev-parse --git-dir >/dev/null 2>&1 || [ -z "$$(git status --porcelain -- api config)" ] || \
+	    { git status --short -- api config; echo "generated files are out of date: run make generate and commit" >&2; exit 1; }; } && \
 	  $(GO) vet $(PKGS) && \
 	  golangci-lint run $(PKGS) && \
 	  $(GO) test -race -count=1 -timeout 30m $(PKGS)
@@ -39,8 +42,8 @@ bench: ## Run the benchmarks against real servers (side by side with their basel
 	  CRAWLPOLITE_BENCH=1 $(GO) test -count 1 -run '^TestProxyBenchmark$$' -v ./cmd/sidecar/
 
 .PHONY: generate
-generate: ## Regenerate generated code (none yet outside go:embed).
-	$(GO) generate $(PKGS)
+generate: ## Regenerate the CRD and deepcopy code (controller-gen, installed at its pinned version).
+	@env_lines=$$(bash $(DEPS) generate) && eval "$$env_lines" && $(GO) generate $(PKGS)
 
 .PHONY: e2e
 e2e: ## Run the end-to-end suite (real kube-apiserver, Redis and processes).

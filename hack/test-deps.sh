@@ -114,6 +114,7 @@ case $what in
     install_redis
     install_kube
     install_go_tool golangci-lint github.com/golangci/golangci-lint/v2 "$GOLANGCI_VERSION" github.com/golangci/golangci-lint/v2/cmd/golangci-lint
+    install_go_tool controller-gen sigs.k8s.io/controller-tools "$CONTROLLER_GEN_VERSION" sigs.k8s.io/controller-tools/cmd/controller-gen
     ;;
   *) log "usage: $0 [all|redis|bench|kube|lint|generate]"; exit 2 ;;
 esac
