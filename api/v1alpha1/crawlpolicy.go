@@ -102,5 +102,3 @@ type CrawlPolicyList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []CrawlPolicy `json:"items"`
 }
-
-func init() { SchemeBuilder.Register(&CrawlPolicy{}, &CrawlPolicyList{}) }
