@@ -13,7 +13,7 @@ type Duration string
 // "*.example.org" (subdomains only, any port).
 // +kubebuilder:validation:MinLength=1
 // +kubebuilder:validation:MaxLength=260
-// +kubebuilder:validation:XValidation:rule="self.matches('^(\\\\*\\\\.)?[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\\\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\\\\.?(:[0-9]{1,5})?$') || self.matches('^\\\\[[0-9A-Fa-f:.]+\\\\](:[0-9]{1,5})?$')",message="must be a host name, *.domain, or [IPv6], optionally with :port"
+// +kubebuilder:validation:Pattern=`^((\*\.)?[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?$`
 type HostPattern string
 
 // Rule applies limits to the hosts its patterns match. Unset fields inherit the defaults.
@@ -21,7 +21,7 @@ type HostPattern string
 type Rule struct {
 	// Hosts are the patterns this rule applies to.
 	// +kubebuilder:validation:MinItems=1
-	// +kubebuilder:validation:MaxItems=256
+	// +kubebuilder:validation:MaxItems=64
 	// +listType=set
 	Hosts []HostPattern `json:"hosts"`
 	// MaxConcurrency is the most requests in flight to one host, across every sidecar.
@@ -54,7 +54,7 @@ type CrawlPolicySpec struct {
 	// Rules, each for some host patterns. Between rules (of all CrawlPolicies) the most specific
 	// pattern wins; between equally specific ones, the stricter value of each field.
 	// +kubebuilder:validation:MinItems=1
-	// +kubebuilder:validation:MaxItems=1024
+	// +kubebuilder:validation:MaxItems=256
 	// +listType=atomic
 	Rules []Rule `json:"rules"`
 }

@@ -27,15 +27,18 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
+// MarshalYAML writes the duration as Parse reads it.
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
 // Fields are the tunable limits. In defaults every field must be set (or takes the built-in value);
 // in a rule, unset fields inherit from the defaults.
 type Fields struct {
-	MaxConcurrency *int      `yaml:"maxConcurrency"`
-	MinDelay       *Duration `yaml:"minDelay"`
-	MaxCrawlDelay  *Duration `yaml:"maxCrawlDelay"`
-	Robots         *string   `yaml:"robots"` // enforce | ignore
-	WaitTimeout    *Duration `yaml:"waitTimeout"`
-	TLS            *string   `yaml:"tls"` // intercept | tunnel
+	MaxConcurrency *int      `yaml:"maxConcurrency,omitempty"`
+	MinDelay       *Duration `yaml:"minDelay,omitempty"`
+	MaxCrawlDelay  *Duration `yaml:"maxCrawlDelay,omitempty"`
+	Robots         *string   `yaml:"robots,omitempty"` // enforce | ignore
+	WaitTimeout    *Duration `yaml:"waitTimeout,omitempty"`
+	TLS            *string   `yaml:"tls,omitempty"` // intercept | tunnel
 
 	lines map[string]int // line of each key, for messages
 }
@@ -60,22 +63,48 @@ type Rule struct {
 // Document is the policy file.
 type Document struct {
 	Defaults Fields `yaml:"defaults"`
-	Rules    []Rule `yaml:"rules"`
+	Rules    []Rule `yaml:"rules,omitempty"`
 }
 
 // Parse reads and validates a policy document. Unknown keys and bad values are errors naming their line.
 func Parse(data []byte) (*Policy, error) {
+	doc, err := ParseDocument(data)
+	if err != nil {
+		return nil, err
+	}
+	return compile(doc)
+}
+
+// ParseDocument reads a policy document without compiling it (Compile validates it).
+func ParseDocument(data []byte) (Document, error) {
 	var doc Document
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) { // empty: all defaults
-		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+		return Document{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err == nil {
 		recordLines(&root, &doc)
 	}
-	return compile(doc)
+	return doc, nil
+}
+
+// Compile validates doc and makes it ready for lookups.
+func (doc Document) Compile() (*Policy, error) { return compile(doc) }
+
+// Marshal writes doc in the form Parse reads.
+func (doc Document) Marshal() ([]byte, error) {
+	var b bytes.Buffer
+	enc := yaml.NewEncoder(&b)
+	enc.SetIndent(2)
+	if err := enc.Encode(doc); err != nil {
+		return nil, err
+	}
+	if err := enc.Close(); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
 }
 
 // recordLines notes the line of each rule and of each field, for messages about their values.

@@ -124,3 +124,32 @@ func TestDelay(t *testing.T) {
 		}
 	}
 }
+
+// TestMarshalRoundTrip: a document written by Marshal parses back to the same limits.
+func TestMarshalRoundTrip(t *testing.T) {
+	src := "defaults:\n  maxConcurrency: 3\n  minDelay: 1.5s\n  robots: ignore\nrules:\n  - hosts: [\"example.com\", \"*.example.org\"]\n    minDelay: 250ms\n    tls: tunnel\n"
+	doc, err := ParseDocument([]byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := doc.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := Parse([]byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Parse(out)
+	if err != nil {
+		t.Fatalf("marshalled document does not parse: %v\n%s", err, out)
+	}
+	for _, h := range []string{"example.com", "a.example.org", "other.net"} {
+		if a.For(h, "") != b.For(h, "") {
+			t.Errorf("%s: %+v before, %+v after\n%s", h, a.For(h, ""), b.For(h, ""), out)
+		}
+	}
+	if !strings.Contains(string(out), "minDelay: 250ms") {
+		t.Errorf("durations not written as strings:\n%s", out)
+	}
+}

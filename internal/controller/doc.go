@@ -1,0 +1,4 @@
+// Package controller compiles the Helm/flag policy defaults and every CrawlPolicy into the policy
+// document the sidecars read, and delivers it as a ConfigMap to every namespace with injected pods,
+// so crawler pods need no API credentials. It reports what it did in each CrawlPolicy's status.
+package controller
