@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,11 +33,22 @@ func (a *admin) mux() *http.ServeMux {
 	m.HandleFunc("GET /readyz", a.readyz)
 	m.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg}))
 	m.HandleFunc("GET /state", a.state)
-	m.HandleFunc("POST /quitquitquit", func(w http.ResponseWriter, _ *http.Request) {
+	m.HandleFunc("POST /quitquitquit", func(w http.ResponseWriter, r *http.Request) {
+		// The admin port listens on the pod's address for the kubelet's probes; only the pod's
+		// own containers may stop the sidecar.
+		if !fromLoopback(r) {
+			http.Error(w, "only from the pod itself (loopback)", http.StatusForbidden)
+			return
+		}
 		a.quitOnce.Do(func() { close(a.quit) })
 		_, _ = w.Write([]byte("draining\n"))
 	})
 	return m
+}
+
+func fromLoopback(r *http.Request) bool {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	return err == nil && ap.Addr().Unmap().IsLoopback()
 }
 
 // readyz is ready once the policy is loaded (it is before serving starts) and Redis answers; with

@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
@@ -156,4 +158,58 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// TestWaitReady: the legacy sidecar's postStart hook returns once the sidecar is ready, and fails
+// when it never is.
+func TestWaitReady(t *testing.T) {
+	s := startSidecar(t, nil)
+	if out, err := exec.Command(binary, "wait-ready", "--admin-listen="+s.admin, "--timeout=10s").CombinedOutput(); err != nil {
+		t.Fatalf("wait-ready on a ready sidecar: %v\n%s", err, out)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	_ = l.Close() // nothing listens there now
+	out, err := exec.Command(binary, "wait-ready", "--admin-listen="+addr, "--timeout=300ms").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "not ready after 300ms") {
+		t.Fatalf("wait-ready with no sidecar: want a failure, got %v\n%s", err, out)
+	}
+}
+
+// TestQuitOnlyFromPod: the admin port listens on the pod's address for probes, but only loopback
+// callers may stop the sidecar.
+func TestQuitOnlyFromPod(t *testing.T) {
+	ip := nonLoopbackIP(t)
+	s := startSidecar(t, nil, "--admin-listen="+net.JoinHostPort(ip, "0"))
+	resp, err := http.Post("http://"+s.admin+"/quitquitquit", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("quitquitquit from %s: %s, want 403", ip, resp.Status)
+	}
+	resp, err = http.Get("http://" + s.admin + "/readyz")
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("sidecar not serving after a refused quit: %v %v", resp, err)
+	}
+	resp.Body.Close()
+}
+
+func nonLoopbackIP(t *testing.T) string {
+	t.Helper()
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && !n.IP.IsLoopback() && n.IP.To4() != nil {
+			return n.IP.String()
+		}
+	}
+	t.Skip("no non-loopback IPv4 address to call from")
+	return ""
 }

@@ -12,6 +12,14 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "wait-ready" {
+		// The legacy sidecar's postStart hook: the app containers start when this returns.
+		if err := waitReady(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "crawlpolite-sidecar wait-ready:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	opts, err := parseOptions(os.Args[1:], os.LookupEnv)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "crawlpolite-sidecar:", err)
