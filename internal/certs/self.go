@@ -37,6 +37,10 @@ type Self struct {
 	Now           func() time.Time // for tests; time.Now when nil
 }
 
+// checkEvery is how often each replica compares its files with the Secret, so a renewal by one
+// replica reaches the others within it.
+const checkEvery = 5 * time.Minute
+
 const (
 	keyCA      = "ca.crt"
 	keyCAKey   = "ca.key"
@@ -92,7 +96,7 @@ func (s *Self) Ensure(ctx context.Context) error {
 
 // Start keeps the certificate current until ctx ends (a manager Runnable on every replica).
 func (s *Self) Start(ctx context.Context) error {
-	t := time.NewTicker(time.Hour)
+	t := time.NewTicker(checkEvery)
 	defer t.Stop()
 	for {
 		select {
@@ -100,7 +104,7 @@ func (s *Self) Start(ctx context.Context) error {
 			return nil
 		case <-t.C:
 			if err := s.Ensure(ctx); err != nil {
-				logf.FromContext(ctx).Error(err, "webhook certificate not renewed; retrying in an hour")
+				logf.FromContext(ctx).Error(err, "webhook certificate not renewed; retrying", "in", checkEvery)
 			}
 		}
 	}
@@ -121,11 +125,16 @@ func (s *Self) renew(in map[string][]byte) (map[string][]byte, bool, error) {
 	if !caFresh {
 		// The CA lives four times as long as the serving certificate, so a serving renewal never
 		// needs a new caBundle; a CA renewal issues a new serving certificate too.
+		prev, prevErr := ca, err
 		ca, caKey, err = issue(nil, nil, "crawlpolite-webhook-ca", nil, now, 4*s.Validity)
 		if err != nil {
 			return nil, false, err
 		}
 		out[keyCA], out[keyCAKey] = encode(ca, caKey)
+		if prevErr == nil && now.Before(prev.NotAfter) {
+			// Replicas still serving under the previous CA stay trusted until they catch up.
+			out[keyCA] = append(out[keyCA], pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: prev.Raw})...)
+		}
 	}
 	names := []string{s.Service, s.Service + "." + s.Namespace, s.Service + "." + s.Namespace + ".svc"}
 	cert, _, err := parsePair(in[keyCert], in[keyCertKey])
