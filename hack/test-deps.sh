@@ -106,7 +106,7 @@ install_go_tool() { # name module version package
 what=${1:-all}
 case $what in
   redis) install_redis ;;
-  bench) install_redis; install_bench_tools ;;
+  bench) install_redis; install_bench_tools; install_kube ;;
   kube) install_kube ;;
   lint) install_go_tool golangci-lint github.com/golangci/golangci-lint/v2 "$GOLANGCI_VERSION" github.com/golangci/golangci-lint/v2/cmd/golangci-lint ;;
   generate) install_go_tool controller-gen sigs.k8s.io/controller-tools "$CONTROLLER_GEN_VERSION" sigs.k8s.io/controller-tools/cmd/controller-gen ;;
