@@ -7,6 +7,7 @@ import (
 // Duration is a Go duration string: "250ms", "1s", "1m30s".
 // +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$`
 // +kubebuilder:validation:MaxLength=32
+// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('0s')",message="must be a duration such as 250ms, 1s or 1m30s"
 type Duration string
 
 // HostPattern names hosts: "example.com" (any port), "example.com:8443" (one port),

@@ -108,7 +108,7 @@ func parseOptions(args []string) (Options, error) {
 	fs.StringVar(&c.OnRedisDown, "on-redis-down", c.OnRedisDown, "the sidecars' behaviour when Redis is unreachable: fail or local")
 	fs.Var(listFlag{&c.AllowCIDRs}, "allow-cidr", "comma-separated private destination ranges the sidecars may reach")
 	fs.StringVar(&c.ClusterDomain, "cluster-domain", c.ClusterDomain, "cluster DNS domain (in NO_PROXY)")
-	fs.StringVar(&c.APIServer, "api-server", "", "API server host for NO_PROXY when outside the service CIDRs")
+	fs.StringVar(&c.APIServer, "api-server", os.Getenv("KUBERNETES_SERVICE_HOST"), "API server host for NO_PROXY (default: this pod's KUBERNETES_SERVICE_HOST)")
 	fs.Var(listFlag{&c.ServiceCIDRs}, "service-cidr", "comma-separated service CIDRs (in NO_PROXY)")
 	fs.Var(listFlag{&c.PodCIDRs}, "pod-cidr", "comma-separated pod CIDRs (in NO_PROXY)")
 	fs.Var(listFlag{&c.NoProxy}, "no-proxy", "comma-separated extra NO_PROXY entries")

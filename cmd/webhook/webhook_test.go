@@ -218,6 +218,7 @@ func TestCrawlPolicyValidation(t *testing.T) {
 	}{
 		{"zero concurrency", v1alpha1.Rule{Hosts: []v1alpha1.HostPattern{"example.com"}, MaxConcurrency: n(0)}, "maxConcurrency"},
 		{"bad duration", v1alpha1.Rule{Hosts: []v1alpha1.HostPattern{"example.com"}, MinDelay: d("5 seconds")}, "minDelay"},
+		{"overflowing duration", v1alpha1.Rule{Hosts: []v1alpha1.HostPattern{"example.com"}, MaxCrawlDelay: d("9999999999h")}, "maxCrawlDelay"},
 		{"zero wait", v1alpha1.Rule{Hosts: []v1alpha1.HostPattern{"example.com"}, WaitTimeout: d("0s")}, "waitTimeout must be positive"},
 		{"bad host", v1alpha1.Rule{Hosts: []v1alpha1.HostPattern{"exa mple.com"}}, "should match"},
 		{"bad wildcard", v1alpha1.Rule{Hosts: []v1alpha1.HostPattern{"foo.*.com"}}, "should match"},
