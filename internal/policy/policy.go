@@ -3,6 +3,7 @@ package policy
 import (
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -172,6 +173,12 @@ func parsePattern(s string) (pattern, error) {
 	n, err := normalizeHost(host)
 	if err != nil {
 		return pt, fmt.Errorf("host pattern %q: %w", s, err)
+	}
+	if strings.HasPrefix(n, ".") || strings.Contains(n, "..") {
+		return pt, fmt.Errorf("host pattern %q: empty label", s)
+	}
+	if p, err := strconv.Atoi(port); port != "" && (err != nil || p < 1 || p > 65535) {
+		return pt, fmt.Errorf("host pattern %q: port %q is not 1-65535", s, port)
 	}
 	pt.host, pt.port = n, port
 	return pt, nil

@@ -72,6 +72,8 @@ func TestParseErrorsNameTheLine(t *testing.T) {
 		"bad robots":      {"defaults:\n  robots: sometimes\n", "line 2: robots"},
 		"bad pattern":     {"rules:\n  - hosts: ['a*.com']\n", "line 2"},
 		"no hosts":        {"rules:\n  - maxConcurrency: 3\n", "line 2"},
+		"empty label":     {"rules:\n  - hosts: ['a..com']\n", "line 2"},
+		"bad port":        {"rules:\n  - hosts: ['a.com:99999']\n", "line 2"},
 		"bad tls":         {"rules:\n  - hosts: [a.com]\n    tls: maybe\n", "line 3: tls"},
 		"not a mapping":   {"- 1\n- 2\n", "line 1"},
 		"zero waitTimout": {"defaults:\n  waitTimeout: 0s\n", "line 2: waitTimeout"},
