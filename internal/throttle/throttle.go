@@ -177,12 +177,15 @@ func (t *Throttle) Wait(ctx context.Context) error {
 	}
 }
 
-// State is a host's live state ("example.com", "example.com:8443") in the semaphore, the shared one
+// State is a host's live state ("example.com", "example.com:80", "example.com:8443") in the semaphore, the shared one
 // when it answers.
 func (t *Throttle) State(ctx context.Context, authority string) (semaphore.State, error) {
 	host, port, err := policy.Normalize(authority, "https")
 	if err != nil {
 		return semaphore.State{}, err
+	}
+	if port == "80" { // requests drop the default port of their scheme: both name the bare host
+		port = ""
 	}
 	return t.sem.State(ctx, policy.Key(host, port))
 }

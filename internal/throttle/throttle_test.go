@@ -1,0 +1,180 @@
+package throttle
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/crawlpolite/crawlpolite/internal/policy"
+	"github.com/crawlpolite/crawlpolite/internal/proxy"
+	"github.com/crawlpolite/crawlpolite/pkg/semaphore"
+)
+
+func TestRetryAfter(t *testing.T) {
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		in   string
+		want time.Duration
+	}{
+		{"", 0},
+		{"120", 2 * time.Minute},
+		{"0", 0},
+		{"-5", 0},
+		{"soon", 0},
+		{now.Add(90 * time.Second).Format(http.TimeFormat), 90 * time.Second},
+		{now.Add(-time.Minute).Format(http.TimeFormat), 0}, // in the past
+		{"99999999999999", (1 << 31) * time.Second},        // capped, no overflow
+	} {
+		if got := retryAfter(c.in, now); got != c.want {
+			t.Errorf("retryAfter(%q) = %v, want %v", c.in, got, c.want)
+		}
+	}
+}
+
+// TestBreaker: once tripped it stays open for breakerOpen; then exactly one caller probes while the
+// others keep skipping; a success closes it.
+func TestBreaker(t *testing.T) {
+	var b breaker
+	if b.open() {
+		t.Fatal("a new breaker is open")
+	}
+	b.trip()
+	if !b.open() {
+		t.Fatal("a tripped breaker is closed")
+	}
+	time.Sleep(breakerOpen + 50*time.Millisecond)
+	var through atomic.Int32
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			if !b.open() {
+				through.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if through.Load() != 1 {
+		t.Fatalf("%d callers probed after the open period, want exactly 1", through.Load())
+	}
+	b.reset()
+	if b.open() {
+		t.Fatal("reset did not close the breaker")
+	}
+}
+
+func newThrottle(t *testing.T, doc string) *Throttle {
+	t.Helper()
+	sem, err := semaphore.NewLocal(semaphore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sem.Close() })
+	pol, err := policy.Parse([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	thr, err := New(sem, nil, nil, pol, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return thr
+}
+
+func get(url string) *http.Request { return httptest.NewRequest(http.MethodGet, url, nil) }
+
+func refusal(t *testing.T, err error, status int) *proxy.Refusal {
+	t.Helper()
+	var r *proxy.Refusal
+	if !errors.As(err, &r) || r.Status != status {
+		t.Fatalf("want a %d refusal, got %v", status, err)
+	}
+	return r
+}
+
+// TestAdmit: a full host answers 429 with Retry-After once waitTimeout passes; a release admits the
+// next; a bad host is a 400.
+func TestAdmit(t *testing.T) {
+	thr := newThrottle(t, "defaults:\n  maxConcurrency: 1\n  minDelay: 0s\n  robots: ignore\n  waitTimeout: 100ms\n")
+	ctx := context.Background()
+	held, err := thr.Admit(ctx, get("http://example.com/a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err = thr.Admit(ctx, get("http://EXAMPLE.com:80/b")) // the same host, normalised
+	if r := refusal(t, err, http.StatusTooManyRequests); r.RetryAfter <= 0 {
+		t.Errorf("429 without Retry-After: %+v", r)
+	}
+	if waited := time.Since(start); waited < 100*time.Millisecond {
+		t.Errorf("refused after %v, before waitTimeout", waited)
+	}
+	held.Release()
+	held.Release() // twice is harmless
+	next, err := thr.Admit(ctx, get("http://example.com/c"))
+	if err != nil {
+		t.Fatalf("after a release: %v", err)
+	}
+	next.Release()
+	bad := &http.Request{Method: http.MethodGet, URL: &url.URL{Scheme: "http", Host: "exa mple.com", Path: "/"}, Header: http.Header{}}
+	_, err = thr.Admit(ctx, bad)
+	_ = refusal(t, err, http.StatusBadRequest)
+	if err := thr.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestBackoffBeyondWait: after an origin's 429 with a Retry-After longer than waitTimeout, the next
+// request is refused at once rather than sitting on a slot it cannot use in time.
+func TestBackoffBeyondWait(t *testing.T) {
+	thr := newThrottle(t, "defaults:\n  maxConcurrency: 4\n  minDelay: 0s\n  robots: ignore\n  waitTimeout: 1s\n")
+	ctx := context.Background()
+	turn, err := thr.Admit(ctx, get("http://busy.example/"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	turn.Response(http.StatusTooManyRequests, http.Header{"Retry-After": {"30"}})
+	turn.Release()
+	start := time.Now()
+	_, err = thr.Admit(ctx, get("http://busy.example/again"))
+	r := refusal(t, err, http.StatusTooManyRequests)
+	if time.Since(start) > 500*time.Millisecond {
+		t.Errorf("refused after %v: it should not wait for a start beyond waitTimeout", time.Since(start))
+	}
+	if r.RetryAfter < 25*time.Second {
+		t.Errorf("Retry-After %v, want about the origin's 30s", r.RetryAfter)
+	}
+	st, err := thr.State(ctx, "busy.example:80")
+	if err != nil || st.Holders != 0 {
+		t.Errorf("state after refusals: %+v %v (nothing may stay held)", st, err)
+	}
+}
+
+// TestStateDefaultPorts: /state?host= names a host as requests to it are keyed, whichever default
+// port it is given with.
+func TestStateDefaultPorts(t *testing.T) {
+	thr := newThrottle(t, "defaults:\n  maxConcurrency: 3\n  minDelay: 0s\n  robots: ignore\n")
+	ctx := context.Background()
+	turn, err := thr.Admit(ctx, get("http://ports.example/"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer turn.Release()
+	for _, authority := range []string{"ports.example", "ports.example:80", "ports.example:443", "PORTS.example"} {
+		if st, err := thr.State(ctx, authority); err != nil || st.Holders != 1 {
+			t.Errorf("State(%q) = %+v, %v; want the one holder", authority, st, err)
+		}
+	}
+	if st, _ := thr.State(ctx, "ports.example:8080"); st.Holders != 0 {
+		t.Errorf("another port shares the key: %+v", st)
+	}
+}
