@@ -1,6 +1,7 @@
 package main_test
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"net"
@@ -66,17 +67,19 @@ func TestProxyBenchmark(t *testing.T) {
 	// idle thread spins looking for work and hand-offs between goroutines stay on one thread.
 	one, two := []string{"GOMAXPROCS=1"}, []string{"GOMAXPROCS=2"}
 	tp := startTinyproxy(t)
+	bare := startBareProxy(t)
 	local := startSidecar(t, one, "--policy-file="+pol)
 	local2 := startSidecar(t, two, "--policy-file="+pol)
 	shared := startSidecar(t, one, "--policy-file="+pol, "--redis=redis://"+rs.Addr)
 	rows := []*benchRow{
 		{name: "direct"},
 		{name: "tinyproxy 1.11", proxy: tp.addr, pid: tp.pid},
+		{name: "bare Go ReverseProxy", proxy: bare.addr, pid: bare.pid},
 		{name: "sidecar, in-process", proxy: local.proxy, pid: local.cmd.Process.Pid},
 		{name: "  same, GOMAXPROCS=2", proxy: local2.proxy, pid: local2.cmd.Process.Pid},
 		{name: "sidecar, Redis", proxy: shared.proxy, pid: shared.cmd.Process.Pid},
 	}
-	direct, tiny, loc, red := rows[0], rows[1], rows[2], rows[4]
+	direct, tiny, floor, loc, red := rows[0], rows[1], rows[2], rows[3], rows[5]
 	red.calls = func() int64 { return redisCalls(t, rdb) }
 	for _, r := range rows {
 		r.throughput(t, target, dur)
@@ -112,8 +115,8 @@ func TestProxyBenchmark(t *testing.T) {
 	cpuPer := func(r *benchRow) float64 { return r.cpu.Seconds() / float64(r.requests) }
 	fmt.Fprintf(&b, "in-process vs tinyproxy: throughput %.2fx (goal >= 1), CPU/request %.2fx (goal <= 0.7)\n",
 		loc.rps/tiny.rps, cpuPer(loc)/cpuPer(tiny))
-	fmt.Fprintf(&b, "p50 added over direct: in-process %v (goal < 300us), Redis %v, tinyproxy %v\n",
-		loc.added(direct), red.added(direct), tiny.added(direct))
+	fmt.Fprintf(&b, "p50 added over direct: in-process %v (goal < 300us), Redis %v, tinyproxy %v, bare Go ReverseProxy %v\n",
+		loc.added(direct), red.added(direct), tiny.added(direct), floor.added(direct))
 	fmt.Fprintf(&b, "Redis round trips per request %.2f: the acquire on the critical path, the release after the response\n", red.redisPerReq)
 	t.Log(b.String())
 }
@@ -258,6 +261,31 @@ func must[T any](v T, err error) T {
 		panic(err)
 	}
 	return v
+}
+
+// startBareProxy builds and starts testdata/bareproxy, the floor of a Go forward proxy (GOMAXPROCS=1,
+// as the sidecar).
+func startBareProxy(t *testing.T) tinyproxy {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "bareproxy")
+	if out, err := exec.Command("go", "build", "-o", bin, "./testdata/bareproxy").CombinedOutput(); err != nil {
+		t.Fatalf("building bareproxy: %v\n%s", err, out)
+	}
+	cmd := exec.Command(bin)
+	cmd.Env = []string{"GOMAXPROCS=1"}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	addr, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tinyproxy{addr: strings.TrimSpace(addr), pid: cmd.Process.Pid}
 }
 
 type tinyproxy struct {

@@ -31,13 +31,23 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request) {
 	defer cancel(nil)
 	stop := turn.AfterLost(func() { cancel(errLost) })
 	defer stop()
-	s.rp.ServeHTTP(w, r.WithContext(context.WithValue(ctx, turnKey{}, turn)))
+	r = r.WithContext(context.WithValue(ctx, turnKey{}, turn))
+	if !s.h1.handles(r) {
+		s.rp.ServeHTTP(w, r)
+		return
+	}
+	err = s.h1.serve(w, r, func(resp *http.Response) {
+		turn.Response(resp.StatusCode, resp.Header)
+		s.metrics.outcome("ok")
+	})
+	if err != nil {
+		s.upstreamError(w, r, err)
+	}
 }
 
 var errLost = errors.New("proxy: the request's hold on its origin was lost")
 
-func (s *Server) reverseProxy() *httputil.ReverseProxy {
-	pool := &bufferPool{}
+func (s *Server) reverseProxy(pool *bufferPool) *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
 		// Rewrite (rather than Director) drops Forwarded and X-Forwarded-* from the client and adds
 		// none: an origin learns nothing about the pod. Hop-by-hop headers are removed by the

@@ -78,6 +78,7 @@ type Server struct {
 	metrics *metrics
 
 	rp        *httputil.ReverseProxy
+	h1        *h1 // plain HTTP on the handler's goroutine; the rest goes through rp
 	outer     *http.Server
 	inner     *http.Server // serves the requests inside intercepted CONNECTs
 	intercept *connQueue
@@ -100,7 +101,9 @@ func New(opts Options, pol Politeness, ca *CA, up *Upstream, log *slog.Logger, r
 	s := &Server{opts: opts, pol: pol, ca: ca, up: up, log: log, metrics: m, intercept: newConnQueue()}
 	s.base, s.cancelBase = context.WithCancel(context.Background())
 	baseContext := func(net.Listener) context.Context { return s.base }
-	s.rp = s.reverseProxy()
+	buffers := &bufferPool{}
+	s.rp = s.reverseProxy(buffers)
+	s.h1 = newH1(up.dial, opts, buffers)
 	errLog := slog.NewLogLogger(log.Handler(), slog.LevelDebug)
 	s.outer = &http.Server{
 		Handler:           s,
@@ -195,5 +198,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.active.waitAll()
 	}
 	s.up.transport.CloseIdleConnections()
+	s.h1.close()
 	return errors.Join(outerErr, innerErr, err)
 }

@@ -1,0 +1,332 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/textproto"
+	"strings"
+	"sync"
+	"time"
+)
+
+// h1 forwards plain-HTTP requests over pooled HTTP/1.1 connections on the handler's own goroutine.
+// http.Transport hands each request to a writer goroutine and each response back from a reader
+// goroutine; on a crawler's one-request-at-a-time path those two wake-ups are most of what a proxy
+// adds to latency. Requests it does not handle (upgrades, Expect: 100-continue, HTTPS) go through
+// the ReverseProxy and its Transport.
+type h1 struct {
+	dial          func(ctx context.Context, addr string) (net.Conn, error)
+	headerTimeout time.Duration // from the request written to the response head read
+	idleTimeout   time.Duration
+	maxIdle       int // in all
+	maxIdlePer    int // per origin
+	buffers       *bufferPool
+
+	mu    sync.Mutex
+	idle  map[string][]*h1conn // by host:port, most recently used last
+	nIdle int
+	quit  chan struct{}
+}
+
+type h1conn struct {
+	net.Conn
+	addr string // the pool's key: host:port as requested
+	br   *bufio.Reader
+	bw   *bufio.Writer
+	used time.Time // put back in the pool
+}
+
+func newH1(dial func(context.Context, string) (net.Conn, error), o Options, buffers *bufferPool) *h1 {
+	h := &h1{dial: dial, headerTimeout: o.ResponseHeaderTimeout, idleTimeout: o.IdleTimeout, maxIdle: 1024, maxIdlePer: 64,
+		buffers: buffers, idle: map[string][]*h1conn{}, quit: make(chan struct{})}
+	go h.reap()
+	return h
+}
+
+// handles reports whether r goes through h1.
+func (h *h1) handles(r *http.Request) bool {
+	return r.URL.Scheme == "http" && r.Header.Get("Upgrade") == "" &&
+		!strings.EqualFold(r.Header.Get("Expect"), "100-continue")
+}
+
+// errNoResponse marks a failure before any byte of the response arrived on a reused connection:
+// the origin closed it while idle, and an idempotent request may be sent again.
+var errNoResponse = errors.New("proxy: reused connection closed before the response")
+
+// serve sends r to its origin and streams the response to w. It returns an error, for the caller
+// to answer, only when nothing was written to w yet.
+func (h *h1) serve(w http.ResponseWriter, r *http.Request, onHead func(*http.Response)) error {
+	ctx := r.Context()
+	out := outgoing(r)
+	addr := out.URL.Host
+	if out.URL.Port() == "" {
+		addr = net.JoinHostPort(out.URL.Hostname(), "80")
+	}
+	retry := out.Body == nil && (out.Method == http.MethodGet || out.Method == http.MethodHead || out.Method == http.MethodOptions)
+	for {
+		c, reused, err := h.get(ctx, addr)
+		if err != nil {
+			return err
+		}
+		resp, err := h.roundTrip(ctx, c, out, reused, w)
+		if errors.Is(err, errNoResponse) && retry {
+			retry = false
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		h.stream(w, r, c, resp, onHead)
+		return nil
+	}
+}
+
+// outgoing is r as sent to the origin: hop-by-hop headers removed (RFC 9110 7.6.1), no Forwarded
+// or X-Forwarded-*, Via added; the same rules as the ReverseProxy's.
+func outgoing(r *http.Request) *http.Request {
+	out := r.Clone(r.Context())
+	out.RequestURI = ""
+	out.Close = false
+	if r.ContentLength == 0 {
+		out.Body = nil
+	}
+	removeHopByHop(out.Header)
+	for _, k := range []string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"} {
+		out.Header.Del(k)
+	}
+	if _, ok := out.Header["User-Agent"]; !ok {
+		out.Header.Set("User-Agent", "") // not Go's default: the crawler sent none
+	}
+	out.Header.Add("Via", via)
+	return out
+}
+
+var hopByHop = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
+	"Te", "Trailer", "Transfer-Encoding", "Upgrade"}
+
+func removeHopByHop(h http.Header) {
+	for _, f := range h["Connection"] {
+		for _, name := range strings.Split(f, ",") {
+			if name = textproto.TrimString(name); name != "" {
+				h.Del(name)
+			}
+		}
+	}
+	for _, k := range hopByHop {
+		h.Del(k)
+	}
+}
+
+// roundTrip writes out on c and reads the response head, forwarding 1xx responses to w. The
+// connection is closed on failure.
+func (h *h1) roundTrip(ctx context.Context, c *h1conn, out *http.Request, reused bool, w http.ResponseWriter) (*http.Response, error) {
+	// The client going away, or the turn's lease being lost, ends the exchange at once.
+	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Unix(1, 0)) })
+	fail := func(err error) (*http.Response, error) {
+		stop()
+		_ = c.Close()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, err
+	}
+	_ = c.SetDeadline(time.Now().Add(h.headerTimeout))
+	if err := out.Write(c.bw); err != nil {
+		return fail(err)
+	}
+	if err := c.bw.Flush(); err != nil {
+		return fail(err)
+	}
+	if _, err := c.br.Peek(1); err != nil {
+		if reused && (errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || isReset(err)) {
+			return fail(errNoResponse)
+		}
+		return fail(err)
+	}
+	for {
+		resp, err := http.ReadResponse(c.br, out)
+		if err != nil {
+			return fail(err)
+		}
+		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
+			_ = c.SetDeadline(time.Time{}) // the body streams as long as the turn's context allows
+			resp.Body = &watched{ReadCloser: resp.Body, stop: stop}
+			return resp, nil
+		}
+		copyHeader(w.Header(), resp.Header)
+		w.WriteHeader(resp.StatusCode)
+		clear(w.Header())
+	}
+}
+
+func isReset(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && strings.Contains(op.Err.Error(), "connection reset")
+}
+
+// watched unregisters the cancellation hook when the body is closed.
+type watched struct {
+	io.ReadCloser
+	stop func() bool
+}
+
+func (b *watched) Close() error { b.stop(); return b.ReadCloser.Close() }
+
+// stream sends resp to the client, then returns c to the pool if the exchange left it clean.
+func (h *h1) stream(w http.ResponseWriter, r *http.Request, c *h1conn, resp *http.Response, onHead func(*http.Response)) {
+	removeHopByHop(resp.Header)
+	resp.Header.Add("Via", via)
+	onHead(resp)
+	copyHeader(w.Header(), resp.Header)
+	announced := len(resp.Trailer)
+	if announced > 0 {
+		keys := make([]string, 0, announced)
+		for k := range resp.Trailer {
+			keys = append(keys, k)
+		}
+		w.Header().Add("Trailer", strings.Join(keys, ", "))
+	}
+	w.WriteHeader(resp.StatusCode)
+	buf := h.buffers.Get()
+	err := copyBody(w, resp.Body, buf, resp.ContentLength == -1)
+	h.buffers.Put(buf)
+	_ = resp.Body.Close()
+	for k, v := range resp.Trailer {
+		w.Header()[http.TrailerPrefix+k] = v
+	}
+	if err != nil || resp.Close || r.Close || r.Context().Err() != nil {
+		_ = c.Close()
+		return
+	}
+	h.put(c)
+}
+
+// copyBody copies the origin's body to the client, flushing after every read when it streams
+// (no Content-Length), so a slow origin's bytes are not held back.
+func copyBody(w http.ResponseWriter, body io.Reader, buf []byte, stream bool) error {
+	rc := http.NewResponseController(w)
+	for {
+		n, rerr := body.Read(buf)
+		if n > 0 {
+			if _, err := w.Write(buf[:n]); err != nil {
+				return err
+			}
+			if stream {
+				_ = rc.Flush()
+			}
+		}
+		if rerr == io.EOF {
+			return nil
+		}
+		if rerr != nil {
+			return rerr
+		}
+	}
+}
+
+func copyHeader(dst, src http.Header) {
+	for k, v := range src {
+		dst[k] = append(dst[k], v...)
+	}
+}
+
+// get returns an idle connection to addr, or a new one.
+func (h *h1) get(ctx context.Context, addr string) (*h1conn, bool, error) {
+	h.mu.Lock()
+	for list := h.idle[addr]; len(list) > 0; list = h.idle[addr] {
+		c := list[len(list)-1]
+		h.setIdle(addr, list[:len(list)-1])
+		if time.Since(c.used) < h.idleTimeout {
+			h.mu.Unlock()
+			return c, true, nil
+		}
+		_ = c.Close()
+	}
+	h.mu.Unlock()
+	conn, err := h.dial(ctx, addr)
+	if err != nil {
+		return nil, false, err
+	}
+	return &h1conn{Conn: conn, addr: addr, br: bufio.NewReaderSize(conn, 4<<10), bw: bufio.NewWriterSize(conn, 4<<10)}, false, nil
+}
+
+func (h *h1) put(c *h1conn) {
+	addr := c.addr
+	if c.br.Buffered() > 0 { // the origin sent more than the response: not reusable
+		_ = c.Close()
+		return
+	}
+	c.used = time.Now()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	select {
+	case <-h.quit:
+		_ = c.Close()
+		return
+	default:
+	}
+	if h.nIdle >= h.maxIdle || len(h.idle[addr]) >= h.maxIdlePer {
+		_ = c.Close()
+		return
+	}
+	h.setIdle(addr, append(h.idle[addr], c))
+}
+
+// setIdle replaces addr's idle list, keeping the count. Called with mu held.
+func (h *h1) setIdle(addr string, list []*h1conn) {
+	h.nIdle += len(list) - len(h.idle[addr])
+	if len(list) == 0 {
+		delete(h.idle, addr)
+		return
+	}
+	h.idle[addr] = list
+}
+
+// reap closes connections idle for longer than idleTimeout, so hosts not visited again leave no
+// sockets behind.
+func (h *h1) reap() {
+	t := time.NewTicker(max(h.idleTimeout/2, time.Second))
+	defer t.Stop()
+	for {
+		select {
+		case <-h.quit:
+			return
+		case <-t.C:
+		}
+		h.mu.Lock()
+		for addr, list := range h.idle {
+			keep := list[:0]
+			for _, c := range list {
+				if time.Since(c.used) < h.idleTimeout {
+					keep = append(keep, c)
+				} else {
+					_ = c.Close()
+				}
+			}
+			h.setIdle(addr, keep)
+		}
+		h.mu.Unlock()
+	}
+}
+
+// close closes every idle connection and stops the reaper; connections in use close when done.
+func (h *h1) close() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	select {
+	case <-h.quit:
+		return
+	default:
+		close(h.quit)
+	}
+	for addr, list := range h.idle {
+		for _, c := range list {
+			_ = c.Close()
+		}
+		h.setIdle(addr, nil)
+	}
+}
