@@ -39,7 +39,7 @@ lint: ## Run golangci-lint (installed at its pinned version).
 bench: ## Run the benchmarks against real servers (side by side with their baselines).
 	@env_lines=$$(bash $(DEPS) bench) && eval "$$env_lines" && \
 	  $(GO) test -run '^$$' -bench . -benchtime 3s -count 1 ./pkg/semaphore/... ./pkg/robots/... && \
-	  CRAWLPOLITE_BENCH=1 $(GO) test -count 1 -run '^Test(Proxy|Webhook)Benchmark$$' -v ./cmd/sidecar/ ./cmd/webhook/
+	  CRAWLPOLITE_BENCH=1 $(GO) test -p 1 -count 1 -run '^Test(Proxy|Webhook)Benchmark$$' -v ./cmd/sidecar/ ./cmd/webhook/
 
 .PHONY: generate
 generate: ## Regenerate the CRD and deepcopy code (controller-gen, installed at its pinned version).
