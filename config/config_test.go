@@ -7,11 +7,7 @@ import (
 	"slices"
 	"testing"
 
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/kustomize/api/krusty"
@@ -77,17 +73,9 @@ func TestKustomizeBases(t *testing.T) {
 	}
 
 	// Everything config/default renders is valid for a real API server.
-	cfg := kubetest.Start(t, &envtest.Environment{})
-	scheme := runtime.NewScheme()
-	_ = clientgoscheme.AddToScheme(scheme)
-	c, err := client.New(cfg, client.Options{Scheme: scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := kubetest.Client(t, kubetest.Start(t, &envtest.Environment{}))
+	kubetest.Namespaces(t, c, "crawlpolite-system")
 	ctx := context.Background()
-	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "crawlpolite-system"}}); err != nil {
-		t.Fatal(err)
-	}
 	for _, o := range def {
 		opts := []client.PatchOption{client.FieldOwner("config-test"), client.ForceOwnership}
 		if o.GetKind() != "CustomResourceDefinition" {

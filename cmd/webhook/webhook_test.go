@@ -13,9 +13,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -53,13 +51,7 @@ func startCluster(t *testing.T) *cluster {
 	}
 	opts.skipNameValidation = true
 	opts.Base = mustDoc(t, "defaults:\n  maxConcurrency: 2\n  minDelay: 1s\n")
-	scheme := runtime.NewScheme()
-	_ = clientgoscheme.AddToScheme(scheme)
-	_ = v1alpha1.AddToScheme(scheme)
-	c, err := client.New(cfg, client.Options{Scheme: scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := kubetest.Client(t, cfg, v1alpha1.AddToScheme)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- serve(ctx, rest.CopyConfig(cfg), opts) }()
@@ -89,11 +81,7 @@ func startCluster(t *testing.T) *cluster {
 		}
 		return err == nil
 	})
-	for _, ns := range []string{"crawl", "other", "crawlpolite-system"} {
-		if err := c.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	kubetest.Namespaces(t, c, "crawl", "other", "crawlpolite-system")
 	return &cluster{c: c, stop: stop}
 }
 
@@ -105,6 +93,10 @@ func mustDoc(t *testing.T, s string) policy.Document {
 	}
 	return d
 }
+
+func d(s string) *v1alpha1.Duration { v := v1alpha1.Duration(s); return &v }
+
+func n(v int32) *int32 { return &v }
 
 func waitFor(t *testing.T, what string, ok func() bool) {
 	t.Helper()
@@ -209,8 +201,6 @@ func TestWebhook(t *testing.T) {
 func TestCrawlPolicyValidation(t *testing.T) {
 	k := startCluster(t)
 	ctx := context.Background()
-	d := func(s string) *v1alpha1.Duration { v := v1alpha1.Duration(s); return &v }
-	n := func(v int32) *int32 { return &v }
 	for _, c := range []struct {
 		name string
 		rule v1alpha1.Rule
@@ -247,8 +237,6 @@ func TestCrawlPolicyValidation(t *testing.T) {
 func TestPolicyController(t *testing.T) {
 	k := startCluster(t)
 	ctx := context.Background()
-	d := func(s string) *v1alpha1.Duration { v := v1alpha1.Duration(s); return &v }
-	n := func(v int32) *int32 { return &v }
 	if err := k.c.Create(ctx, pod("crawl", "crawler", true, nil)); err != nil {
 		t.Fatal(err)
 	}

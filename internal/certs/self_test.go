@@ -11,9 +11,7 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -28,17 +26,8 @@ import (
 // the webhook server does) presents the new one without a restart. A second replica adopts the
 // first one's Secret instead of issuing its own.
 func TestSelf(t *testing.T) {
-	cfg := kubetest.Start(t, &envtest.Environment{})
-	scheme := runtime.NewScheme()
-	_ = clientgoscheme.AddToScheme(scheme)
-	c, err := client.New(cfg, client.Options{Scheme: scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := cluster(t)
 	ctx := context.Background()
-	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "crawlpolite-system"}}); err != nil {
-		t.Fatal(err)
-	}
 	none := admissionregistrationv1.SideEffectClassNone
 	whc := &admissionregistrationv1.MutatingWebhookConfiguration{
 		ObjectMeta: metav1.ObjectMeta{Name: "crawlpolite"},
@@ -149,6 +138,14 @@ func TestSelf(t *testing.T) {
 	}
 }
 
+// cluster is a real API server with the manager's namespace.
+func cluster(t *testing.T) client.Client {
+	t.Helper()
+	c := kubetest.Client(t, kubetest.Start(t, &envtest.Environment{}))
+	kubetest.Namespaces(t, c, "crawlpolite-system")
+	return c
+}
+
 func secret(t *testing.T, c client.Client) *corev1.Secret {
 	t.Helper()
 	var s corev1.Secret
@@ -174,17 +171,8 @@ func serving(t *testing.T, s *corev1.Secret) *x509.Certificate {
 // TestCARenewal: when the CA itself is renewed, the caBundle keeps the previous CA, so replicas
 // still serving a certificate from it stay trusted until they pick up the new one.
 func TestCARenewal(t *testing.T) {
-	cfg := kubetest.Start(t, &envtest.Environment{})
-	scheme := runtime.NewScheme()
-	_ = clientgoscheme.AddToScheme(scheme)
-	c, err := client.New(cfg, client.Options{Scheme: scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := cluster(t)
 	ctx := context.Background()
-	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "crawlpolite-system"}}); err != nil {
-		t.Fatal(err)
-	}
 	now := time.Now()
 	s := &certs.Self{Client: c, Namespace: "crawlpolite-system", SecretName: "crawlpolite-webhook-tls", Service: "crawlpolite-webhook",
 		CertDir: t.TempDir(), Validity: 24 * time.Hour, Now: func() time.Time { return now }}
