@@ -20,11 +20,11 @@ const (
 	holdA   = 100 * time.Millisecond
 	limitA  = 3
 	delayB  = 200 * time.Millisecond
-	// slack is what the origin's clock may see below the delay: a start is decided by the semaphore
-	// (whose gaps pkg/semaphore's conformance tests check exactly), and the request then crosses the
-	// proxy and, under -race on 2 cores, a loaded upstream connection whose latency varies by up to
-	// ~20 ms (measured: 183 ms for 200 ms once in CI). Sending at the gate over a pre-dialled
-	// connection is the planned fix.
+	// slack is what the origin's clock may see below the delay. Starts are decided by the semaphore
+	// (whose gaps pkg/semaphore's conformance tests check exactly) and the connection is ready
+	// before the gate (no handshake after it), but a request sent a few ms late after its gate,
+	// followed by one sent on time, shows the origin a gap short by that lateness: under -race on 2
+	// cores, 1-9 ms measured over 9 runs (it was up to 17 ms before the pre-dial).
 	slack = 25 * time.Millisecond
 )
 

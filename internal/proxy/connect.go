@@ -115,6 +115,11 @@ func (s *Server) tunnel(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, Classify(err))
 		return
 	}
+	if err := turn.Wait(r.Context()); err != nil { // dialled first: the tunnel opens at the gate
+		_ = up.Close()
+		s.refuse(w, r, err)
+		return
+	}
 	conn, ok := s.hijack(w, r)
 	if !ok {
 		_ = up.Close()

@@ -14,7 +14,8 @@ const via = "1.1 " + ProxyName
 
 type turnKey struct{}
 
-// forward admits r, then sends it to its origin and streams the response back. The turn is held
+// forward admits r, readies a connection to its origin, waits for the turn's start, then sends r and
+// streams the response back. The turn is held
 // until the response body has been copied to the client, the client went away, or the origin failed.
 func (s *Server) forward(w http.ResponseWriter, r *http.Request) {
 	done := s.active.start()
@@ -33,10 +34,14 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request) {
 	defer stop()
 	r = r.WithContext(context.WithValue(ctx, turnKey{}, turn))
 	if !s.h1.handles(r) {
+		if err := turn.Wait(ctx); err != nil {
+			s.refuse(w, r, err) // the client went away
+			return
+		}
 		s.rp.ServeHTTP(w, r)
 		return
 	}
-	err = s.h1.serve(w, r, func(resp *http.Response) {
+	err = s.h1.serve(w, r, turn.Wait, func(resp *http.Response) {
 		turn.Response(resp.StatusCode, resp.Header)
 		s.metrics.outcome("ok")
 	})

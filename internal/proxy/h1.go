@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -13,14 +14,16 @@ import (
 	"time"
 )
 
-// h1 forwards plain-HTTP requests over pooled HTTP/1.1 connections on the handler's own goroutine.
+// h1 forwards requests (plain, and intercepted HTTPS) over pooled HTTP/1.1 connections on the
+// handler's own goroutine, readying the connection before the turn's start.
 // http.Transport hands each request to a writer goroutine and each response back from a reader
 // goroutine; on a crawler's one-request-at-a-time path those two wake-ups are most of what a proxy
-// adds to latency. Requests it does not handle (upgrades, Expect: 100-continue, HTTPS) go through
-// the ReverseProxy and its Transport.
+// adds to latency. Requests it does not handle (upgrades, Expect: 100-continue) go through the
+// ReverseProxy and its Transport.
 type h1 struct {
 	dial          func(ctx context.Context, addr string) (net.Conn, error)
 	headerTimeout time.Duration // from the request written to the response head read
+	tlsTimeout    time.Duration
 	idleTimeout   time.Duration
 	maxIdle       int // in all
 	maxIdlePer    int // per origin
@@ -34,14 +37,14 @@ type h1 struct {
 
 type h1conn struct {
 	net.Conn
-	addr string // the pool's key: host:port as requested
+	key  string // the pool's: scheme://host:port as requested
 	br   *bufio.Reader
 	bw   *bufio.Writer
 	used time.Time // put back in the pool
 }
 
 func newH1(dial func(context.Context, string) (net.Conn, error), o Options, buffers *bufferPool) *h1 {
-	h := &h1{dial: dial, headerTimeout: o.ResponseHeaderTimeout, idleTimeout: o.IdleTimeout, maxIdle: 1024, maxIdlePer: 64,
+	h := &h1{dial: dial, headerTimeout: o.ResponseHeaderTimeout, tlsTimeout: o.TLSHandshakeTimeout, idleTimeout: o.IdleTimeout, maxIdle: 1024, maxIdlePer: 64,
 		buffers: buffers, idle: map[string][]*h1conn{}, quit: make(chan struct{})}
 	go h.reap()
 	return h
@@ -49,7 +52,7 @@ func newH1(dial func(context.Context, string) (net.Conn, error), o Options, buff
 
 // handles reports whether r goes through h1.
 func (h *h1) handles(r *http.Request) bool {
-	return r.URL.Scheme == "http" && r.Header.Get("Upgrade") == "" &&
+	return (r.URL.Scheme == "http" || r.URL.Scheme == "https") && r.Header.Get("Upgrade") == "" &&
 		!strings.EqualFold(r.Header.Get("Expect"), "100-continue")
 }
 
@@ -57,20 +60,29 @@ func (h *h1) handles(r *http.Request) bool {
 // the origin closed it while idle, and an idempotent request may be sent again.
 var errNoResponse = errors.New("proxy: reused connection closed before the response")
 
-// serve sends r to its origin and streams the response to w. It returns an error, for the caller
-// to answer, only when nothing was written to w yet.
-func (h *h1) serve(w http.ResponseWriter, r *http.Request, onHead func(*http.Response)) error {
+// serve readies a connection to r's origin (dialled, TLS done), calls wait, then sends r and streams
+// the response to w: what the origin sees starts at the gate, not a handshake later. It returns an
+// error, for the caller to answer, only when nothing was written to w yet.
+func (h *h1) serve(w http.ResponseWriter, r *http.Request, wait func(context.Context) error, onHead func(*http.Response)) error {
 	ctx := r.Context()
 	out := outgoing(r)
 	addr := out.URL.Host
 	if out.URL.Port() == "" {
-		addr = net.JoinHostPort(out.URL.Hostname(), "80")
+		addr = net.JoinHostPort(out.URL.Hostname(), map[string]string{"http": "80", "https": "443"}[out.URL.Scheme])
 	}
+	key := out.URL.Scheme + "://" + addr
 	retry := out.Body == nil && (out.Method == http.MethodGet || out.Method == http.MethodHead || out.Method == http.MethodOptions)
 	for {
-		c, reused, err := h.get(ctx, addr)
+		c, reused, err := h.get(ctx, key, out.URL.Scheme == "https", addr, out.URL.Hostname())
 		if err != nil {
 			return err
+		}
+		if wait != nil {
+			if err := wait(ctx); err != nil {
+				h.put(c) // unused
+				return err
+			}
+			wait = nil // a retry goes at once: the turn has started
 		}
 		resp, err := h.roundTrip(ctx, c, out, reused, w)
 		if errors.Is(err, errNoResponse) && retry {
@@ -234,12 +246,13 @@ func copyHeader(dst, src http.Header) {
 	}
 }
 
-// get returns an idle connection to addr, or a new one.
-func (h *h1) get(ctx context.Context, addr string) (*h1conn, bool, error) {
+// get returns an idle connection for key (scheme://host:port), or a new one to addr, with TLS for
+// serverName when tlsOn.
+func (h *h1) get(ctx context.Context, key string, tlsOn bool, addr, serverName string) (*h1conn, bool, error) {
 	h.mu.Lock()
-	for list := h.idle[addr]; len(list) > 0; list = h.idle[addr] {
+	for list := h.idle[key]; len(list) > 0; list = h.idle[key] {
 		c := list[len(list)-1]
-		h.setIdle(addr, list[:len(list)-1])
+		h.setIdle(key, list[:len(list)-1])
 		if time.Since(c.used) < h.idleTimeout {
 			h.mu.Unlock()
 			return c, true, nil
@@ -251,11 +264,22 @@ func (h *h1) get(ctx context.Context, addr string) (*h1conn, bool, error) {
 	if err != nil {
 		return nil, false, err
 	}
-	return &h1conn{Conn: conn, addr: addr, br: bufio.NewReaderSize(conn, 4<<10), bw: bufio.NewWriterSize(conn, 4<<10)}, false, nil
+	if tlsOn {
+		tc := tls.Client(conn, &tls.Config{ServerName: serverName, NextProtos: []string{"http/1.1"}, MinVersion: tls.VersionTLS12})
+		hctx, cancel := context.WithTimeout(ctx, h.tlsTimeout)
+		err := tc.HandshakeContext(hctx)
+		cancel()
+		if err != nil {
+			_ = conn.Close()
+			return nil, false, err
+		}
+		conn = tc
+	}
+	return &h1conn{Conn: conn, key: key, br: bufio.NewReaderSize(conn, 4<<10), bw: bufio.NewWriterSize(conn, 4<<10)}, false, nil
 }
 
 func (h *h1) put(c *h1conn) {
-	addr := c.addr
+	addr := c.key
 	if c.br.Buffered() > 0 { // the origin sent more than the response: not reusable
 		_ = c.Close()
 		return

@@ -26,6 +26,9 @@ type Politeness interface {
 
 // Turn is one admitted request's hold on its origin.
 type Turn interface {
+	// Wait blocks until the request may start (the host's delay), or ctx ends. The proxy readies
+	// the origin connection first, so the gap the origin sees is the one the gate set.
+	Wait(ctx context.Context) error
 	// AfterLost arranges for f to run (in its own goroutine) if the hold is lost before Release, so
 	// the request can be cancelled; stop unregisters f, reporting false if it already ran.
 	AfterLost(f func()) (stop func() bool)

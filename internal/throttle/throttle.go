@@ -55,7 +55,7 @@ func (t *Throttle) Tunnel(authority string) bool {
 	return err == nil && t.policy.Load().For(host, port).Tunnel
 }
 
-// Admit implements proxy.Politeness.
+// Admit implements proxy.Politeness: the turn it returns is taken, and may start at Turn.Wait.
 func (t *Throttle) Admit(ctx context.Context, r *http.Request) (proxy.Turn, error) {
 	host, port, err := policy.Normalize(r.URL.Host, r.URL.Scheme)
 	if err != nil {
@@ -88,13 +88,7 @@ func (t *Throttle) Admit(ctx context.Context, r *http.Request) (proxy.Turn, erro
 		t.release(sem, lease)
 		return nil, waitTimeout(time.Until(lease.Start))
 	}
-	if err := lease.Wait(ctx); err != nil {
-		t.release(sem, lease)
-		return nil, err
-	}
-	t.metrics.wait.WithLabelValues(label).Observe(time.Since(began).Seconds())
-	t.metrics.inFlight.WithLabelValues(label).Inc()
-	return &turn{t: t, sem: sem, lease: lease, label: label}, nil
+	return &turn{t: t, sem: sem, lease: lease, label: label, began: began}, nil
 }
 
 // acquire takes a turn from the shared semaphore, or from the fallback when the shared one is down.

@@ -16,7 +16,21 @@ type turn struct {
 	sem   *semaphore.Semaphore // the one the lease came from
 	lease *semaphore.Lease
 	label string
-	once  sync.Once
+	began time.Time // when the request asked for its turn
+	// started is set once Wait returned: the request counts as in flight.
+	started bool
+	once    sync.Once
+}
+
+// Wait sleeps until the lease's start. The caller releases the turn whatever Wait returns.
+func (u *turn) Wait(ctx context.Context) error {
+	if err := u.lease.Wait(ctx); err != nil {
+		return err
+	}
+	u.t.metrics.wait.WithLabelValues(u.label).Observe(time.Since(u.began).Seconds())
+	u.t.metrics.inFlight.WithLabelValues(u.label).Inc()
+	u.started = true
+	return nil
 }
 
 func (u *turn) AfterLost(f func()) (stop func() bool) { return u.lease.AfterLost(f) }
@@ -41,7 +55,9 @@ func (u *turn) Response(status int, h http.Header) {
 
 func (u *turn) Release() {
 	u.once.Do(func() {
-		u.t.metrics.inFlight.WithLabelValues(u.label).Dec()
+		if u.started {
+			u.t.metrics.inFlight.WithLabelValues(u.label).Dec()
+		}
 		u.t.release(u.sem, u.lease)
 	})
 }
