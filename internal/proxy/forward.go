@@ -30,7 +30,10 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request) {
 	defer s.metrics.inFlight.Dec()
 	ctx, cancel := context.WithCancelCause(r.Context())
 	defer cancel(nil)
-	stop := turn.AfterLost(func() { cancel(errLost) })
+	// The exchange with the origin outlives the client (see h1.serve), not the lease or the drain.
+	up, upCancel := context.WithCancelCause(s.base)
+	defer upCancel(nil)
+	stop := turn.AfterLost(func() { cancel(errLost); upCancel(errLost) })
 	defer stop()
 	r = r.WithContext(context.WithValue(ctx, turnKey{}, turn))
 	if !s.h1.handles(r) {
@@ -41,7 +44,7 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request) {
 		s.rp.ServeHTTP(w, r)
 		return
 	}
-	err = s.h1.serve(w, r, turn.Wait, func(resp *http.Response) {
+	err = s.h1.serve(w, r, up, turn.Wait, func(resp *http.Response) {
 		turn.Response(resp.StatusCode, resp.Header)
 		s.metrics.outcome("ok")
 	})
@@ -80,7 +83,7 @@ func (s *Server) reverseProxy(pool *bufferPool) *httputil.ReverseProxy {
 func (s *Server) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
 	ctx := r.Context()
 	switch {
-	case errors.Is(context.Cause(ctx), errLost):
+	case errors.Is(context.Cause(ctx), errLost), errors.Is(err, errLost):
 		s.refuse(w, r, &Refusal{Status: http.StatusServiceUnavailable, Type: "proxy_internal_error",
 			Reason: "lease_lost", Details: "the hold on the origin's slot was lost", RetryAfter: time.Second, Err: err})
 	case ctx.Err() != nil: // the client went away: nobody to answer

@@ -63,7 +63,12 @@ var errNoResponse = errors.New("proxy: reused connection closed before the respo
 // serve readies a connection to r's origin (dialled, TLS done), calls wait, then sends r and streams
 // the response to w: what the origin sees starts at the gate, not a handshake later. It returns an
 // error, for the caller to answer, only when nothing was written to w yet.
-func (h *h1) serve(w http.ResponseWriter, r *http.Request, wait func(context.Context) error, onHead func(*http.Response)) error {
+//
+// up bounds the exchange with the origin; it outlives the client (r's context). A client that goes
+// away before r is sent stops it being sent; after, the origin is still working on it, so the
+// exchange runs to its end (the response drained, within limits) while the turn stays held: the
+// origin never sees more requests in flight than the turn allows, whatever crawlers cancel.
+func (h *h1) serve(w http.ResponseWriter, r *http.Request, up context.Context, wait func(context.Context) error, onHead func(*http.Response)) error {
 	ctx := r.Context()
 	out := outgoing(r)
 	addr := out.URL.Host
@@ -73,7 +78,7 @@ func (h *h1) serve(w http.ResponseWriter, r *http.Request, wait func(context.Con
 	key := out.URL.Scheme + "://" + addr
 	retry := out.Body == nil && (out.Method == http.MethodGet || out.Method == http.MethodHead || out.Method == http.MethodOptions)
 	for {
-		c, reused, err := h.get(ctx, key, out.URL.Scheme == "https", addr, out.URL.Hostname())
+		c, reused, err := h.get(up, key, out.URL.Scheme == "https", addr, out.URL.Hostname())
 		if err != nil {
 			return err
 		}
@@ -84,7 +89,11 @@ func (h *h1) serve(w http.ResponseWriter, r *http.Request, wait func(context.Con
 			}
 			wait = nil // a retry goes at once: the turn has started
 		}
-		resp, err := h.roundTrip(ctx, c, out, reused, w)
+		if err := ctx.Err(); err != nil { // the client left: send nothing
+			h.put(c)
+			return err
+		}
+		resp, err := h.roundTrip(up, c, out, reused, w)
 		if errors.Is(err, errNoResponse) && retry {
 			retry = false
 			continue
@@ -142,7 +151,7 @@ func (h *h1) roundTrip(ctx context.Context, c *h1conn, out *http.Request, reused
 		stop()
 		_ = c.Close()
 		if ctx.Err() != nil {
-			return nil, ctx.Err()
+			return nil, context.Cause(ctx)
 		}
 		return nil, err
 	}
@@ -204,38 +213,59 @@ func (h *h1) stream(w http.ResponseWriter, r *http.Request, c *h1conn, resp *htt
 	}
 	w.WriteHeader(resp.StatusCode)
 	buf := h.buffers.Get()
-	err := copyBody(w, resp.Body, buf, resp.ContentLength == -1)
+	clientErr, originErr := copyBody(w, resp.Body, buf, resp.ContentLength == -1)
+	if clientErr != nil && originErr == nil {
+		// The client went away: read the rest (bounded) so the origin is done before the turn is.
+		_ = c.SetReadDeadline(time.Now().Add(drainTime))
+		var n int64
+		n, originErr = io.CopyBuffer(io.Discard, io.LimitReader(resp.Body, drainBytes), buf)
+		if originErr == nil && n == drainBytes {
+			originErr = errTooLong
+		}
+		_ = c.SetReadDeadline(time.Time{})
+	}
 	h.buffers.Put(buf)
 	_ = resp.Body.Close()
 	for k, v := range resp.Trailer {
 		w.Header()[http.TrailerPrefix+k] = v
 	}
-	if err != nil || resp.Close || r.Close || r.Context().Err() != nil {
+	if originErr != nil || resp.Close || r.Close {
 		_ = c.Close()
 		return
 	}
 	h.put(c)
 }
 
-// copyBody copies the origin's body to the client, flushing after every read when it streams
-// (no Content-Length), so a slow origin's bytes are not held back.
-func copyBody(w http.ResponseWriter, body io.Reader, buf []byte, stream bool) error {
+// After the client left, the rest of a response is read for at most drainTime and drainBytes.
+const (
+	drainTime  = 10 * time.Second
+	drainBytes = 1 << 20
+)
+
+var errTooLong = errors.New("proxy: response too long to drain")
+
+// copyBody copies the origin's body to the client, flushing after every read when it streams (no
+// Content-Length), so a slow origin's bytes are not held back. It stops at the first error of
+// either side, saying whose.
+func copyBody(w http.ResponseWriter, body io.Reader, buf []byte, stream bool) (clientErr, originErr error) {
 	rc := http.NewResponseController(w)
 	for {
 		n, rerr := body.Read(buf)
 		if n > 0 {
 			if _, err := w.Write(buf[:n]); err != nil {
-				return err
+				return err, nil
 			}
 			if stream {
-				_ = rc.Flush()
+				if err := rc.Flush(); err != nil {
+					return err, nil
+				}
 			}
 		}
 		if rerr == io.EOF {
-			return nil
+			return nil, nil
 		}
 		if rerr != nil {
-			return rerr
+			return nil, rerr
 		}
 	}
 }
