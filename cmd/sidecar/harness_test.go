@@ -267,6 +267,16 @@ func minGap(starts []time.Time) time.Duration {
 	return gap
 }
 
+// gaps lists the gaps between consecutive starts, rounded to the millisecond, for failure messages.
+func gaps(starts []time.Time) []time.Duration {
+	slices.SortFunc(starts, func(a, b time.Time) int { return a.Compare(b) })
+	var out []time.Duration
+	for i := 1; i < len(starts); i++ {
+		out = append(out, starts[i].Sub(starts[i-1]).Round(time.Millisecond))
+	}
+	return out
+}
+
 // crawl runs workers fetching url (with a path per request) through c until ctx ends, tagging each
 // request with the sidecar's name. It returns the status codes seen.
 func crawl(ctx context.Context, c *http.Client, base, name string, workers int) map[int]int {

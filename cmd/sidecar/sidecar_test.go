@@ -22,9 +22,10 @@ const (
 	delayB  = 200 * time.Millisecond
 	// slack is what the origin's clock may see below the delay. Starts are decided by the semaphore
 	// (whose gaps pkg/semaphore's conformance tests check exactly) and the connection is ready
-	// before the gate (no handshake after it), but a request sent a few ms late after its gate,
-	// followed by one sent on time, shows the origin a gap short by that lateness: under -race on 2
-	// cores, 1-9 ms measured over 9 runs (it was up to 17 ms before the pre-dial).
+	// before the gate (no handshake after it), but a request sent late after its gate, followed by
+	// one sent on time, shows the origin a gap short by that lateness: under -race on 2 cores, 1-9 ms
+	// when this package runs alone (make test runs it alone for that reason), and once 109 ms in a
+	// make test that ran it next to the other packages' test binaries (kube-apiserver, Redis).
 	slack = 25 * time.Millisecond
 )
 
@@ -57,7 +58,7 @@ func checkLimits(t *testing.T, a, b *origin) {
 	}
 	_, startsB, _, _ := b.snapshot()
 	if g := minGap(startsB); g < delayB-slack {
-		t.Errorf("origin B saw starts %v apart, Crawl-delay %v", g, delayB)
+		t.Errorf("origin B saw starts %v apart, Crawl-delay %v; gaps in order: %v", g, delayB, gaps(startsB))
 	}
 	rateB, allowedB := rate(startsB), 1/delayB.Seconds()
 	if rateB < 0.8*allowedB {
