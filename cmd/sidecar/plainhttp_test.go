@@ -96,6 +96,18 @@ func TestPlainHTTP(t *testing.T) {
 		}
 	}
 
+	// A POST cannot be sent again: after a wait it gets no pooled connection the origin may have
+	// closed (here, idle for longer than the origin's idle timeout).
+	time.Sleep(1200 * time.Millisecond)
+	resp, err = cl.Post(origin.URL+"/form", "text/plain", strings.NewReader("data"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := io.ReadAll(resp.Body); resp.StatusCode != 200 || string(b) != "hello" {
+		t.Fatalf("POST after the origin closed the idle connection: %s %q", resp.Status, b)
+	}
+	resp.Body.Close()
+
 	resp, err = cl.Get(origin.URL + "/stream")
 	if err != nil {
 		t.Fatal(err)

@@ -76,9 +76,11 @@ func (h *h1) serve(w http.ResponseWriter, r *http.Request, up context.Context, w
 		addr = net.JoinHostPort(out.URL.Hostname(), map[string]string{"http": "80", "https": "443"}[out.URL.Scheme])
 	}
 	key := out.URL.Scheme + "://" + addr
-	retry := out.Body == nil && (out.Method == http.MethodGet || out.Method == http.MethodHead || out.Method == http.MethodOptions)
+	idempotent := out.Body == nil && (out.Method == http.MethodGet || out.Method == http.MethodHead || out.Method == http.MethodOptions)
+	retried := false
+	tlsOn, name := out.URL.Scheme == "https", out.URL.Hostname()
+	c, reused, err := h.get(up, key, tlsOn, addr, name)
 	for {
-		c, reused, err := h.get(up, key, out.URL.Scheme == "https", addr, out.URL.Hostname())
 		if err != nil {
 			return err
 		}
@@ -88,18 +90,30 @@ func (h *h1) serve(w http.ResponseWriter, r *http.Request, up context.Context, w
 				return err
 			}
 			wait = nil // a retry goes at once: the turn has started
+			if reused && !idempotent && time.Since(c.used) > staleAfter {
+				// A request that cannot be sent again gets no connection the origin may have
+				// closed while this one waited for its turn.
+				_ = c.Close()
+				if c, err = h.dialConn(up, key, tlsOn, addr, name); err != nil {
+					return err
+				}
+				reused = false
+			}
 		}
 		if err := ctx.Err(); err != nil { // the client left: send nothing
 			h.put(c)
 			return err
 		}
-		resp, err := h.roundTrip(up, c, out, reused, w)
-		if errors.Is(err, errNoResponse) && retry {
-			retry = false
+		resp, rerr := h.roundTrip(up, c, out, reused, w)
+		if errors.Is(rerr, errNoResponse) && idempotent && !retried {
+			// Once, on a new connection: another pooled one may be just as stale.
+			retried = true
+			c, err = h.dialConn(up, key, tlsOn, addr, name)
+			reused = false
 			continue
 		}
-		if err != nil {
-			return err
+		if rerr != nil {
+			return rerr
 		}
 		h.stream(w, r, c, resp, onHead)
 		return nil
@@ -236,6 +250,10 @@ func (h *h1) stream(w http.ResponseWriter, r *http.Request, c *h1conn, resp *htt
 	h.put(c)
 }
 
+// staleAfter: a pooled connection idle for longer is not used for a request that cannot be retried
+// once its turn has come (the origin may have closed it meanwhile).
+const staleAfter = time.Second
+
 // After the client left, the rest of a response is read for at most drainTime and drainBytes.
 const (
 	drainTime  = 10 * time.Second
@@ -290,9 +308,15 @@ func (h *h1) get(ctx context.Context, key string, tlsOn bool, addr, serverName s
 		_ = c.Close()
 	}
 	h.mu.Unlock()
+	c, err := h.dialConn(ctx, key, tlsOn, addr, serverName)
+	return c, false, err
+}
+
+// dialConn opens a new connection for key.
+func (h *h1) dialConn(ctx context.Context, key string, tlsOn bool, addr, serverName string) (*h1conn, error) {
 	conn, err := h.dial(ctx, addr)
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
 	if tlsOn {
 		tc := tls.Client(conn, &tls.Config{ServerName: serverName, NextProtos: []string{"http/1.1"}, MinVersion: tls.VersionTLS12})
@@ -301,11 +325,11 @@ func (h *h1) get(ctx context.Context, key string, tlsOn bool, addr, serverName s
 		cancel()
 		if err != nil {
 			_ = conn.Close()
-			return nil, false, err
+			return nil, err
 		}
 		conn = tc
 	}
-	return &h1conn{Conn: conn, key: key, br: bufio.NewReaderSize(conn, 4<<10), bw: bufio.NewWriterSize(conn, 4<<10)}, false, nil
+	return &h1conn{Conn: conn, key: key, br: bufio.NewReaderSize(conn, 4<<10), bw: bufio.NewWriterSize(conn, 4<<10)}, nil
 }
 
 func (h *h1) put(c *h1conn) {
