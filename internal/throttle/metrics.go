@@ -14,6 +14,7 @@ type metrics struct {
 	backoffs  *prometheus.CounterVec
 	robots    *prometheus.CounterVec
 	fallbacks prometheus.Counter
+	late      prometheus.Histogram
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -39,8 +40,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "crawlpolite_local_fallback_total",
 			Help: "Turns taken from the in-process semaphore because Redis was unreachable (--on-redis-down=local).",
 		}),
+		late: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "crawlpolite_start_lateness_seconds",
+			Help: "How long after its turn's start a request was let go (scheduling, CPU starvation): the next " +
+				"request's gap at the origin is short by as much.",
+			Buckets: []float64{.0001, .0005, .001, .005, .01, .025, .05, .1, .25},
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.wait, m.inFlight, m.backoffs, m.robots, m.fallbacks} {
+	for _, c := range []prometheus.Collector{m.wait, m.inFlight, m.backoffs, m.robots, m.fallbacks, m.late} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/crawlpolite/crawlpolite/internal/policy"
 	"github.com/crawlpolite/crawlpolite/internal/proxy"
@@ -176,5 +177,28 @@ func TestStateDefaultPorts(t *testing.T) {
 	}
 	if st, _ := thr.State(ctx, "ports.example:8080"); st.Holders != 0 {
 		t.Errorf("another port shares the key: %+v", st)
+	}
+}
+
+// TestLateness: every start is measured against its turn's start.
+func TestLateness(t *testing.T) {
+	thr := newThrottle(t, "defaults:\n  maxConcurrency: 1\n  minDelay: 50ms\n  robots: ignore\n")
+	ctx := context.Background()
+	for range 3 {
+		turn, err := thr.Admit(ctx, get("http://late.example/"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := turn.Wait(ctx); err != nil {
+			t.Fatal(err)
+		}
+		turn.Release()
+	}
+	var m dto.Metric
+	if err := thr.metrics.late.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	if n, sum := m.GetHistogram().GetSampleCount(), m.GetHistogram().GetSampleSum(); n != 3 || sum < 0 || sum > 0.1 {
+		t.Errorf("lateness: %d samples, %.4fs in all; want 3, small", n, sum)
 	}
 }

@@ -27,6 +27,7 @@ func (u *turn) Wait(ctx context.Context) error {
 	if err := u.lease.Wait(ctx); err != nil {
 		return err
 	}
+	u.t.metrics.late.Observe(max(0, time.Since(u.lease.Start)).Seconds())
 	u.t.metrics.wait.WithLabelValues(u.label).Observe(time.Since(u.began).Seconds())
 	u.t.metrics.inFlight.WithLabelValues(u.label).Inc()
 	u.started = true
