@@ -265,7 +265,7 @@ func must[T any](v T, err error) T {
 
 // startBareProxy builds and starts testdata/bareproxy, the floor of a Go forward proxy (GOMAXPROCS=1,
 // as the sidecar).
-func startBareProxy(t *testing.T) tinyproxy {
+func startBareProxy(t *testing.T) proc {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "bareproxy")
 	if out, err := exec.Command("go", "build", "-o", bin, "./testdata/bareproxy").CombinedOutput(); err != nil {
@@ -285,15 +285,16 @@ func startBareProxy(t *testing.T) tinyproxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return tinyproxy{addr: strings.TrimSpace(addr), pid: cmd.Process.Pid}
+	return proc{addr: strings.TrimSpace(addr), pid: cmd.Process.Pid}
 }
 
-type tinyproxy struct {
+// proc is a baseline proxy process.
+type proc struct {
 	addr string
 	pid  int
 }
 
-func startTinyproxy(t *testing.T) tinyproxy {
+func startTinyproxy(t *testing.T) proc {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -318,5 +319,5 @@ func startTinyproxy(t *testing.T) tinyproxy {
 		}
 		return err == nil
 	})
-	return tinyproxy{addr: addr, pid: cmd.Process.Pid}
+	return proc{addr: addr, pid: cmd.Process.Pid}
 }

@@ -11,6 +11,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
+	"maps"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -116,9 +117,9 @@ func (s *Self) NeedLeaderElection() bool { return false }
 // renew returns the Secret data with a fresh CA and/or serving certificate where needed.
 func (s *Self) renew(in map[string][]byte) (map[string][]byte, bool, error) {
 	now := s.now()
-	out := map[string][]byte{}
-	for k, v := range in {
-		out[k] = v
+	out := maps.Clone(in)
+	if out == nil {
+		out = map[string][]byte{}
 	}
 	ca, caKey, err := parsePair(in[keyCA], in[keyCAKey])
 	caFresh := err == nil && fresh(ca, now, 4*s.Validity)

@@ -8,6 +8,7 @@ import (
 	"slices"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -62,12 +63,7 @@ func (r *Reconciler) Setup(mgr ctrl.Manager) error {
 	all := handler.EnqueueRequestsFromMapFunc(func(context.Context, client.Object) []reconcile.Request {
 		return []reconcile.Request{everything}
 	})
-	podsCome := predicate.Funcs{
-		CreateFunc:  func(e event.CreateEvent) bool { return true },
-		DeleteFunc:  func(e event.DeleteEvent) bool { return true },
-		UpdateFunc:  func(e event.UpdateEvent) bool { return false }, // a pod's namespace never changes
-		GenericFunc: func(e event.GenericEvent) bool { return false },
-	}
+	podsCome := predicate.Funcs{UpdateFunc: func(event.UpdateEvent) bool { return false }} // a pod's namespace never changes
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("crawlpolicy").
 		Watches(&v1alpha1.CrawlPolicy{}, all, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
@@ -169,7 +165,9 @@ func (r *Reconciler) report(ctx context.Context, cp *v1alpha1.CrawlPolicy, c com
 		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, "DeliveryFailed", deliveryErr.Error()
 	}
 	meta.SetStatusCondition(&st.Conditions, cond)
-	if equalStatus(cp.Status, *st) {
+	// SetStatusCondition keeps a condition's transition time unless its status changes, so an
+	// unchanged status compares equal.
+	if equality.Semantic.DeepEqual(cp.Status, *st) {
 		return nil
 	}
 	patch := client.MergeFrom(cp.DeepCopy())
@@ -178,18 +176,4 @@ func (r *Reconciler) report(ctx context.Context, cp *v1alpha1.CrawlPolicy, c com
 		return fmt.Errorf("status of %s: %w", cp.Name, err)
 	}
 	return nil
-}
-
-func equalStatus(a, b v1alpha1.CrawlPolicyStatus) bool {
-	if a.ObservedGeneration != b.ObservedGeneration || a.Namespaces != b.Namespaces || !slices.Equal(a.Conflicts, b.Conflicts) ||
-		len(a.Conditions) != len(b.Conditions) {
-		return false
-	}
-	for i := range a.Conditions {
-		x, y := a.Conditions[i], b.Conditions[i]
-		if x.Type != y.Type || x.Status != y.Status || x.Reason != y.Reason || x.Message != y.Message || x.ObservedGeneration != y.ObservedGeneration {
-			return false
-		}
-	}
-	return true
 }

@@ -26,12 +26,11 @@ func (w *Webhook) Default(ctx context.Context, pod *corev1.Pod) error {
 		}
 	}
 	skipped, err := Mutate(pod, w.Config)
-	log := logf.FromContext(ctx).WithValues("namespace", pod.Namespace, "pod", podName(pod))
 	switch {
 	case err != nil:
-		log.Info("pod denied", "reason", err.Error())
+		logf.FromContext(ctx).Info("pod denied", "namespace", pod.Namespace, "pod", podName(pod), "reason", err.Error())
 	case skipped != "":
-		log.V(1).Info("pod not injected", "reason", skipped)
+		logf.FromContext(ctx).V(1).Info("pod not injected", "namespace", pod.Namespace, "pod", podName(pod), "reason", skipped)
 	}
 	return err
 }

@@ -15,8 +15,8 @@ const via = "1.1 " + ProxyName
 type turnKey struct{}
 
 // forward admits r, readies a connection to its origin, waits for the turn's start, then sends r and
-// streams the response back. The turn is held
-// until the response body has been copied to the client, the client went away, or the origin failed.
+// streams the response back. The turn is held until the origin is done with r (see h1.serve), or
+// the origin failed.
 func (s *Server) forward(w http.ResponseWriter, r *http.Request) {
 	done := s.active.start()
 	defer done()
@@ -35,15 +35,15 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request) {
 	defer upCancel(nil)
 	stop := turn.AfterLost(func() { cancel(errLost); upCancel(errLost) })
 	defer stop()
-	r = r.WithContext(context.WithValue(ctx, turnKey{}, turn))
 	if !s.h1.handles(r) {
 		if err := turn.Wait(ctx); err != nil {
 			s.refuse(w, r, err) // the client went away
 			return
 		}
-		s.rp.ServeHTTP(w, r)
+		s.rp.ServeHTTP(w, r.WithContext(context.WithValue(ctx, turnKey{}, turn)))
 		return
 	}
+	r = r.WithContext(ctx)
 	err = s.h1.serve(w, r, up, turn.Wait, func(resp *http.Response) {
 		turn.Response(resp.StatusCode, resp.Header)
 		s.metrics.outcome("ok")

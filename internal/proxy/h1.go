@@ -11,6 +11,7 @@ import (
 	"net/textproto"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -30,7 +31,7 @@ type h1 struct {
 	buffers       *bufferPool
 
 	mu    sync.Mutex
-	idle  map[string][]*h1conn // by host:port, most recently used last
+	idle  map[string][]*h1conn // by scheme://host:port, most recently used last
 	nIdle int
 	quit  chan struct{}
 }
@@ -50,9 +51,9 @@ func newH1(dial func(context.Context, string) (net.Conn, error), o Options, buff
 	return h
 }
 
-// handles reports whether r goes through h1.
+// handles reports whether r (http or https, as forward only gets those) goes through h1.
 func (h *h1) handles(r *http.Request) bool {
-	return (r.URL.Scheme == "http" || r.URL.Scheme == "https") && r.Header.Get("Upgrade") == "" &&
+	return r.Header.Get("Upgrade") == "" &&
 		!strings.EqualFold(r.Header.Get("Expect"), "100-continue")
 }
 
@@ -71,14 +72,18 @@ var errNoResponse = errors.New("proxy: reused connection closed before the respo
 func (h *h1) serve(w http.ResponseWriter, r *http.Request, up context.Context, wait func(context.Context) error, onHead func(*http.Response)) error {
 	ctx := r.Context()
 	out := outgoing(r)
+	tlsOn, name := out.URL.Scheme == "https", out.URL.Hostname()
 	addr := out.URL.Host
 	if out.URL.Port() == "" {
-		addr = net.JoinHostPort(out.URL.Hostname(), map[string]string{"http": "80", "https": "443"}[out.URL.Scheme])
+		port := "80"
+		if tlsOn {
+			port = "443"
+		}
+		addr = net.JoinHostPort(name, port)
 	}
 	key := out.URL.Scheme + "://" + addr
 	idempotent := out.Body == nil && (out.Method == http.MethodGet || out.Method == http.MethodHead || out.Method == http.MethodOptions)
 	retried := false
-	tlsOn, name := out.URL.Scheme == "https", out.URL.Hostname()
 	c, reused, err := h.get(up, key, tlsOn, addr, name)
 	for {
 		if err != nil {
@@ -159,7 +164,8 @@ func removeHopByHop(h http.Header) {
 // roundTrip writes out on c and reads the response head, forwarding 1xx responses to w. The
 // connection is closed on failure.
 func (h *h1) roundTrip(ctx context.Context, c *h1conn, out *http.Request, reused bool, w http.ResponseWriter) (*http.Response, error) {
-	// The client going away, or the turn's lease being lost, ends the exchange at once.
+	// ctx ending (the turn's lease lost, the drain out of time; not the client leaving) ends the
+	// exchange at once.
 	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Unix(1, 0)) })
 	fail := func(err error) (*http.Response, error) {
 		stop()
@@ -177,7 +183,7 @@ func (h *h1) roundTrip(ctx context.Context, c *h1conn, out *http.Request, reused
 		return fail(err)
 	}
 	if _, err := c.br.Peek(1); err != nil {
-		if reused && (errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || isReset(err)) {
+		if reused && (errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ECONNRESET)) {
 			return fail(errNoResponse)
 		}
 		return fail(err)
@@ -196,11 +202,6 @@ func (h *h1) roundTrip(ctx context.Context, c *h1conn, out *http.Request, reused
 		w.WriteHeader(resp.StatusCode)
 		clear(w.Header())
 	}
-}
-
-func isReset(err error) bool {
-	var op *net.OpError
-	return errors.As(err, &op) && strings.Contains(op.Err.Error(), "connection reset")
 }
 
 // watched unregisters the cancellation hook when the body is closed.
@@ -319,7 +320,9 @@ func (h *h1) dialConn(ctx context.Context, key string, tlsOn bool, addr, serverN
 		return nil, err
 	}
 	if tlsOn {
-		tc := tls.Client(conn, &tls.Config{ServerName: serverName, NextProtos: []string{"http/1.1"}, MinVersion: tls.VersionTLS12})
+		cfg := upstreamTLS.Clone()
+		cfg.ServerName, cfg.NextProtos = serverName, []string{"http/1.1"}
+		tc := tls.Client(conn, cfg)
 		hctx, cancel := context.WithTimeout(ctx, h.tlsTimeout)
 		err := tc.HandshakeContext(hctx)
 		cancel()
@@ -333,7 +336,7 @@ func (h *h1) dialConn(ctx context.Context, key string, tlsOn bool, addr, serverN
 }
 
 func (h *h1) put(c *h1conn) {
-	addr := c.key
+	key := c.key
 	if c.br.Buffered() > 0 { // the origin sent more than the response: not reusable
 		_ = c.Close()
 		return
@@ -347,21 +350,21 @@ func (h *h1) put(c *h1conn) {
 		return
 	default:
 	}
-	if h.nIdle >= h.maxIdle || len(h.idle[addr]) >= h.maxIdlePer {
+	if h.nIdle >= h.maxIdle || len(h.idle[key]) >= h.maxIdlePer {
 		_ = c.Close()
 		return
 	}
-	h.setIdle(addr, append(h.idle[addr], c))
+	h.setIdle(key, append(h.idle[key], c))
 }
 
-// setIdle replaces addr's idle list, keeping the count. Called with mu held.
-func (h *h1) setIdle(addr string, list []*h1conn) {
-	h.nIdle += len(list) - len(h.idle[addr])
+// setIdle replaces key's idle list, keeping the count. Called with mu held.
+func (h *h1) setIdle(key string, list []*h1conn) {
+	h.nIdle += len(list) - len(h.idle[key])
 	if len(list) == 0 {
-		delete(h.idle, addr)
+		delete(h.idle, key)
 		return
 	}
-	h.idle[addr] = list
+	h.idle[key] = list
 }
 
 // reap closes connections idle for longer than idleTimeout, so hosts not visited again leave no

@@ -32,9 +32,13 @@ func NewUpstream(opts Options, guard *Guard) *Upstream {
 		ResponseHeaderTimeout: opts.ResponseHeaderTimeout,
 		ExpectContinueTimeout: time.Second,
 		DisableCompression:    true, // a proxy passes Content-Encoding through untouched
-		TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12},
+		TLSClientConfig:       upstreamTLS.Clone(),
 	}}
 }
+
+// upstreamTLS is how every connection to an origin does TLS: certificates verified against the
+// system roots.
+var upstreamTLS = &tls.Config{MinVersion: tls.VersionTLS12}
 
 // Client is an http.Client over the upstream transport.
 func (u *Upstream) Client() *http.Client { return &http.Client{Transport: u.transport} }

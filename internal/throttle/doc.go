@@ -1,6 +1,6 @@
 // Package throttle owns per-request politeness in the sidecar: normalise the host, look up its limits
-// in the policy, check robots.txt, take a turn from the semaphore and sleep until its start, and give
-// it back when the proxy is done; upstream 429 and 503 push the host's next start back for every pod.
+// in the policy, check robots.txt, take a turn from the semaphore, sleep until its start once the
+// proxy has the origin connection ready (Turn.Wait), and give it back when the proxy is done; upstream 429 and 503 push the host's next start back for every pod.
 // It implements proxy.Politeness and knows nothing of how requests are proxied.
 //
 // When Redis is unreachable it refuses with 503 and Retry-After (fail closed: un-coordinated pods would
