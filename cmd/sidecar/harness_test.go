@@ -326,3 +326,38 @@ func (o *origin) reset() {
 	defer o.mu.Unlock()
 	o.maxSeen, o.starts, o.by = 0, nil, map[string]int{}
 }
+
+// quit posts /quitquitquit with the token the sidecar wrote into its CA directory.
+func (s *sidecar) quit(t *testing.T) {
+	t.Helper()
+	if code := s.postQuit(t, "Bearer "+s.quitToken(t)); code != http.StatusOK {
+		t.Fatalf("quitquitquit with the token: %d", code)
+	}
+}
+
+func (s *sidecar) quitToken(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(s.caDir, "quit-token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// postQuit posts /quitquitquit with the Authorization header auth ("" for none) and returns the status.
+func (s *sidecar) postQuit(t *testing.T, auth string) int {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, "http://"+s.admin+"/quitquitquit", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}

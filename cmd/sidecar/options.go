@@ -28,12 +28,17 @@ type Options struct {
 	ConnectPorts   string
 	UserAgent      string
 	LogLevel       string
+	MemoryLimit    string
+	Resolver       string
+	// RedisPassword comes only from CRAWLPOLITE_REDIS_PASSWORD (a secretKeyRef in the pod): a flag
+	// would show it in the pod spec and in ps.
+	RedisPassword string
 }
 
 // AddFlags binds every option to a flag of fs, with its default.
 func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.Listen, "listen", "127.0.0.1:15080", "proxy address the crawler's HTTP(S)_PROXY points at")
-	fs.StringVar(&o.AdminListen, "admin-listen", "127.0.0.1:15090", "admin address: /healthz, /readyz, /metrics, POST /quitquitquit")
+	fs.StringVar(&o.AdminListen, "admin-listen", "127.0.0.1:15081", "admin address: /healthz, /readyz, /metrics, /state, POST /quitquitquit (with the token)")
 	fs.StringVar(&o.Redis, "redis", "", "shared semaphore: redis://, rediss://, redis+sentinel://, redis+cluster:// URL; empty for an in-process semaphore (one pod alone)")
 	fs.StringVar(&o.PolicyFile, "policy-file", "", "policy document (YAML); empty for the built-in defaults; reloaded when it changes")
 	fs.DurationVar(&o.ReloadInterval, "reload-interval", 2*time.Second, "how often the policy file is checked for changes")
@@ -46,6 +51,8 @@ func (o *Options) AddFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.ConnectPorts, "connect-ports", "443,8443", "comma-separated ports CONNECT may reach, or * for any")
 	fs.StringVar(&o.UserAgent, "user-agent", "crawlpolite-robots/1.0 (+https://github.com/crawlpolite/crawlpolite)", "User-Agent of robots.txt fetches")
 	fs.StringVar(&o.LogLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&o.MemoryLimit, "memory-limit", "", "the container's memory limit (bytes, or a quantity like 256Mi): sets the Go memory limit to 80% of it and sizes the caches; empty or 0 for none")
+	fs.StringVar(&o.Resolver, "resolver", "", "DNS server (host:port) to resolve origins with; empty for the system resolver")
 }
 
 // parseOptions reads environment variables first, then flags, so a flag wins over its variable.
@@ -66,6 +73,7 @@ func parseOptions(args []string, lookup func(string) (string, bool)) (Options, e
 	if err := errors.Join(errs...); err != nil {
 		return o, err
 	}
+	o.RedisPassword, _ = lookup("CRAWLPOLITE_REDIS_PASSWORD")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fs.SetOutput(nil)
@@ -109,6 +117,14 @@ func (o *Options) Validate() error {
 	if _, _, err := o.connectPorts(); err != nil {
 		errs = append(errs, err)
 	}
+	if _, err := o.memoryLimit(); err != nil {
+		errs = append(errs, err)
+	}
+	if o.Resolver != "" {
+		if _, _, err := net.SplitHostPort(o.Resolver); err != nil {
+			errs = append(errs, fmt.Errorf("--resolver %q: want host:port: %w", o.Resolver, err))
+		}
+	}
 	switch o.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
@@ -130,4 +146,28 @@ func (o *Options) connectPorts() (ports []int, any bool, err error) {
 		ports = append(ports, n)
 	}
 	return ports, false, nil
+}
+
+// memoryLimit parses --memory-limit: plain bytes (what a resourceFieldRef with divisor 1 gives) or a
+// binary or decimal quantity (256Mi, 1G); 0 when unset.
+func (o *Options) memoryLimit() (int64, error) {
+	s := strings.TrimSpace(o.MemoryLimit)
+	if s == "" {
+		return 0, nil
+	}
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"Ki", 1 << 10}, {"Mi", 1 << 20}, {"Gi", 1 << 30}, {"Ti", 1 << 40}, {"k", 1e3}, {"M", 1e6}, {"G", 1e9}, {"T", 1e12}} {
+		if n, ok := strings.CutSuffix(s, u.suffix); ok {
+			s, mult = n, u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("--memory-limit %q: want bytes or a quantity like 256Mi", o.MemoryLimit)
+	}
+	return n * mult, nil
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"sync"
 	"syscall"
 	"time"
@@ -46,7 +47,8 @@ func run(ctx context.Context, o Options) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	rdb, err := newRedis(o.Redis)
+	robotsBytes := applyMemoryLimit(o, log)
+	rdb, err := newRedis(o.Redis, o.RedisPassword)
 	if err != nil {
 		return err
 	}
@@ -65,7 +67,7 @@ func run(ctx context.Context, o Options) error {
 	if rdb != nil {
 		shared = rdb
 	}
-	cache := robots.NewCache(&robots.Fetcher{Client: up.Client(), UserAgent: o.UserAgent}, robots.CacheOptions{Redis: shared})
+	cache := robots.NewCache(&robots.Fetcher{Client: up.Client(), UserAgent: o.UserAgent}, robots.CacheOptions{Redis: shared, MaxBytes: robotsBytes})
 	thr, err := throttle.New(sem, fallback, cache, pol, log, reg)
 	if err != nil {
 		return err
@@ -92,7 +94,13 @@ func run(ctx context.Context, o Options) error {
 		_ = ln.Close()
 		return err
 	}
-	adm := &admin{reg: reg, rdb: rdb, degrade: fallback != nil, thr: thr, quit: make(chan struct{})}
+	token, err := writeQuitToken(o.CADir)
+	if err != nil {
+		_ = ln.Close()
+		_ = adminLn.Close()
+		return err
+	}
+	adm := newAdmin(reg, rdb, fallback != nil, thr, token)
 	adminSrv := &http.Server{Handler: adm.mux(), ReadHeaderTimeout: 5 * time.Second}
 
 	var wg sync.WaitGroup
@@ -110,7 +118,7 @@ func run(ctx context.Context, o Options) error {
 	wctx, stopWatch := context.WithCancel(ctx)
 	go watchPolicy(wctx, o.PolicyFile, o.ReloadInterval, polData, thr, log)
 	log.Info("serving", "listen", ln.Addr().String(), "admin", adminLn.Addr().String(),
-		"backend", backendName(o.Redis), "on_redis_down", o.OnRedisDown, "ca_dir", o.CADir)
+		"backend", redisTarget(o.Redis), "on_redis_down", o.OnRedisDown, "ca_dir", o.CADir)
 
 	select {
 	case <-ctx.Done():
@@ -166,9 +174,18 @@ func newSemaphores(rdb redis.UniversalClient, o Options) (sem, fallback *semapho
 	return sem, fallback, nil
 }
 
-func backendName(url string) string {
-	if url == "" {
-		return "in-process"
+// applyMemoryLimit sets the Go memory limit to 80% of --memory-limit (the container's, injected with a
+// resourceFieldRef), leaving room for what the runtime does not count, unless GOMEMLIMIT is set; it
+// returns the robots cache budget, an eighth of the limit (0: the cache's default).
+func applyMemoryLimit(o Options, log *slog.Logger) (robotsBytes int) {
+	limit, _ := o.memoryLimit() // validated
+	if limit <= 0 {
+		return 0
 	}
-	return "redis"
+	if _, set := os.LookupEnv("GOMEMLIMIT"); !set {
+		debug.SetMemoryLimit(limit / 10 * 8)
+	}
+	robotsBytes = int(min(limit/8, 1<<30))
+	log.Debug("memory limit", "container", limit, "go", debug.SetMemoryLimit(-1), "robots_cache", robotsBytes)
+	return robotsBytes
 }

@@ -10,7 +10,7 @@ import (
 // waitReady polls the admin /readyz until it answers 200, or the timeout passes.
 func waitReady(args []string) error {
 	fs := flag.NewFlagSet("wait-ready", flag.ContinueOnError)
-	admin := fs.String("admin-listen", "127.0.0.1:15090", "the sidecar's admin address")
+	admin := fs.String("admin-listen", "127.0.0.1:15081", "the sidecar's admin address")
 	timeout := fs.Duration("timeout", 2*time.Minute, "how long to wait")
 	if err := fs.Parse(args); err != nil {
 		return err

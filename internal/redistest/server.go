@@ -129,7 +129,8 @@ func waitPing(addr string, exited <-chan struct{}) error {
 			return fmt.Errorf("redis-server on %s exited at start", addr)
 		default:
 		}
-		if r, err := do(addr, "PING"); err == nil && r == "+PONG" {
+		r, err := do(addr, "PING")
+		if err == nil && r == "+PONG" || err != nil && strings.HasPrefix(err.Error(), "NOAUTH") { // up, with requirepass
 			return nil
 		}
 		time.Sleep(20 * time.Millisecond)
