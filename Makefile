@@ -8,6 +8,10 @@ GO ?= go
 # version outside the repository; DEPS prints the environment that points the tests at them.
 DEPS := hack/test-deps.sh
 PKGS := ./...
+# Each fuzz target runs this long in make test (a short pass: the seeds plus some new inputs), and
+# FUZZTIME long in make fuzz.
+TEST_FUZZTIME ?= 5s
+FUZZTIME ?= 60s
 
 .PHONY: help
 help: ## List the targets.
@@ -21,7 +25,7 @@ deps: ## Install the test dependencies (idempotent; cached by version).
 # The sidecar's black-box tests check what origins observe (gaps between request starts): they run
 # alone, not next to other packages' test binaries (kube-apiserver, Redis) on the same cores, whose
 # load shows as requests sent late after their turn.
-test: ## Install test dependencies, check generated files, then vet, lint and run every test with the race detector.
+test: ## Install test dependencies, check generated files, then vet, lint, run every test with the race detector and a short fuzz pass.
 	@env_lines=$$(bash $(DEPS) all) && eval "$$env_lines" && \
 	  $(GO) generate $(PKGS) && \
 	  { ! git rev-parse --git-dir >/dev/null 2>&1 || [ -z "$$(git status --porcelain -- api config)" ] || \
@@ -29,7 +33,12 @@ test: ## Install test dependencies, check generated files, then vet, lint and ru
 	  $(GO) vet $(PKGS) && \
 	  golangci-lint run $(PKGS) && \
 	  $(GO) test -race -count=1 -timeout 30m $$($(GO) list $(PKGS) | grep -v '/cmd/sidecar$$') && \
-	  $(GO) test -race -count=1 -timeout 10m ./cmd/sidecar/
+	  $(GO) test -race -count=1 -timeout 10m ./cmd/sidecar/ && \
+	  bash hack/fuzz.sh $(TEST_FUZZTIME)
+
+.PHONY: fuzz
+fuzz: ## Run every fuzz target for FUZZTIME each (default 60s).
+	bash hack/fuzz.sh $(FUZZTIME)
 
 .PHONY: unit
 unit: ## Run the tests without installing anything (what is missing is skipped).

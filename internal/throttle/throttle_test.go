@@ -33,13 +33,28 @@ func TestRetryAfter(t *testing.T) {
 		{"-5", 0},
 		{"soon", 0},
 		{now.Add(90 * time.Second).Format(http.TimeFormat), 90 * time.Second},
-		{now.Add(-time.Minute).Format(http.TimeFormat), 0}, // in the past
-		{"99999999999999", (1 << 31) * time.Second},        // capped, no overflow
+		{now.Add(-time.Minute).Format(http.TimeFormat), 0},         // in the past
+		{"99999999999999", (1 << 31) * time.Second},                // capped, no overflow
+		{"Fri, 31 Dec 9999 23:59:59 GMT", (1 << 31) * time.Second}, // a date is capped alike
 	} {
 		if got := retryAfter(c.in, now); got != c.want {
 			t.Errorf("retryAfter(%q) = %v, want %v", c.in, got, c.want)
 		}
 	}
+}
+
+// FuzzRetryAfter: any header value gives a delay in [0, maxRetryAfter], never a panic.
+func FuzzRetryAfter(f *testing.F) {
+	for _, s := range []string{"", "120", "-1", "Fri, 31 Dec 9999 23:59:59 GMT", "Sun, 06 Nov 1994 08:49:37 GMT",
+		"Sunday, 06-Nov-94 08:49:37 GMT", "Sun Nov  6 08:49:37 1994", "9223372036854775807", "1e9", " 5"} {
+		f.Add(s)
+	}
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, v string) {
+		if d := retryAfter(v, now); d < 0 || d > maxRetryAfter {
+			t.Fatalf("retryAfter(%q) = %v", v, d)
+		}
+	})
 }
 
 // TestBreaker: once tripped it stays open for breakerOpen; then exactly one caller probes while the

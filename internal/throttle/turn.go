@@ -63,8 +63,11 @@ func (u *turn) Release() {
 	})
 }
 
+const maxRetryAfter = (1 << 31) * time.Second
+
 // retryAfter reads a Retry-After value (RFC 9110 10.2.3): delay-seconds or an HTTP-date. 0 when
-// absent or unreadable, which asks for exponential backoff instead.
+// absent or unreadable, which asks for exponential backoff instead. Either form is capped at
+// maxRetryAfter (the policy's maxCrawlDelay bounds it further).
 func retryAfter(v string, now time.Time) time.Duration {
 	if v == "" {
 		return 0
@@ -73,10 +76,10 @@ func retryAfter(v string, now time.Time) time.Duration {
 		if n <= 0 {
 			return 0
 		}
-		return time.Duration(min(n, 1<<31)) * time.Second
+		return time.Duration(min(n, int64(maxRetryAfter/time.Second))) * time.Second
 	}
 	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now)
+		return min(t.Sub(now), maxRetryAfter)
 	}
 	return 0
 }
