@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # test-deps.sh installs what `make test` needs, idempotently, cached by version outside the repository:
-#   - Debian's redis-server and redis-tools (apt-get; needs root or sudo);
+#   - Debian's redis-server, redis-sentinel and redis-tools (apt-get; needs root or sudo);
 #   - kube-apiserver and etcd, built from the Go module proxy (no binary download is needed);
 #   - golangci-lint and controller-gen, built with `go install`;
 #   - for `make bench` only: Debian's wrk and tinyproxy.
@@ -22,14 +22,16 @@ has_version() {
 }
 
 install_redis() {
-  if command -v redis-server >/dev/null && command -v redis-cli >/dev/null; then return; fi
+  if command -v redis-server >/dev/null && command -v redis-cli >/dev/null && command -v redis-sentinel >/dev/null; then return; fi
   local sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  log "installing redis-server and redis-tools with apt-get"
+  log "installing redis-server, redis-sentinel and redis-tools with apt-get"
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server redis-tools >&2
-  # Debian's package starts a system service on 6379; the tests never use it, but do not leave it running.
-  $sudo systemctl disable --now redis-server >/dev/null 2>&1 || $sudo service redis-server stop >/dev/null 2>&1 || true
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server redis-sentinel redis-tools >&2
+  # Debian's packages start system services on 6379 and 26379; the tests never use them, but do not leave them running.
+  for svc in redis-server redis-sentinel; do
+    $sudo systemctl disable --now "$svc" >/dev/null 2>&1 || $sudo service "$svc" stop >/dev/null 2>&1 || true
+  done
 }
 
 # install_bench_tools: wrk (the load generator) and tinyproxy (the baseline proxy), from Debian.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -86,4 +87,32 @@ func TestClusterRoutesKeysToOwningMaster(t *testing.T) {
 	if len(seen) != 3 {
 		t.Fatalf("30 keys landed on %d masters, want all 3", len(seen))
 	}
+}
+
+func TestSentinelFailsOver(t *testing.T) {
+	st := redistest.StartSentinel(t)
+	old := st.Current()
+	if old != st.Master.Addr {
+		t.Fatalf("sentinels name %q, want %s", old, st.Master.Addr)
+	}
+	st.Master.Kill()
+	addr, took, err := st.WaitFailover(old, 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("promoted %s after %v", addr, took)
+}
+
+func TestClusterPromotesReplica(t *testing.T) {
+	cl := redistest.StartCluster(t)
+	m := cl.MasterFor("{k}")
+	if m == nil || m.Role() != "master" {
+		t.Fatalf("master for {k}: %v", m)
+	}
+	m.Kill()
+	n, took, err := cl.WaitMaster("{k}", m, 20*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("promoted %s after %v", n.Addr, took)
 }

@@ -26,6 +26,7 @@ type Server struct {
 	Dir  string // working directory (config files, cluster state)
 
 	cmd  *exec.Cmd
+	pre  []string // arguments before --port (a config file)
 	args []string
 	done chan struct{}
 }
@@ -54,7 +55,7 @@ func (s *Server) Port() int {
 
 func (s *Server) start(bin string, port int) error {
 	s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	args := append([]string{"--port", strconv.Itoa(port)}, s.args...)
+	args := append(append(append([]string{}, s.pre...), "--port", strconv.Itoa(port)), s.args...)
 	s.cmd = exec.Command(bin, args...)
 	s.cmd.Dir = s.Dir
 	logf, err := os.Create(filepath.Join(s.Dir, fmt.Sprintf("redis-%d.log", port)))

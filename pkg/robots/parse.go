@@ -2,7 +2,6 @@ package robots
 
 import (
 	"bytes"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -166,40 +165,4 @@ func tokenChar(c byte) bool {
 // '/' or space ("Mozilla/5.0 ..." gives "Mozilla"), restricted to the characters RFC 9309 allows.
 func ProductToken(userAgent string) string {
 	return userAgent[:tokenLen(userAgent)]
-}
-
-// parseDelay reads Crawl-delay: seconds, fractions allowed.
-func parseDelay(v string) (time.Duration, bool) {
-	f, err := strconv.ParseFloat(strings.Fields(v + " ")[0], 64)
-	if err != nil || f < 0 || f > 1e6 || f != f {
-		return 0, false
-	}
-	return time.Duration(f * float64(time.Second)), true
-}
-
-// parseRate reads Request-rate "n/m" (n requests per m seconds; m may carry an s, m or h unit) as a
-// delay of m/n seconds.
-func parseRate(v string) (time.Duration, bool) {
-	ns, ms, ok := strings.Cut(strings.Fields(v + " ")[0], "/")
-	if !ok {
-		return 0, false
-	}
-	n, err := strconv.ParseFloat(ns, 64)
-	if err != nil || n <= 0 {
-		return 0, false
-	}
-	unit := time.Second
-	switch {
-	case strings.HasSuffix(ms, "s"):
-		ms = ms[:len(ms)-1]
-	case strings.HasSuffix(ms, "m"):
-		ms, unit = ms[:len(ms)-1], time.Minute
-	case strings.HasSuffix(ms, "h"):
-		ms, unit = ms[:len(ms)-1], time.Hour
-	}
-	m, err := strconv.ParseFloat(ms, 64)
-	if err != nil || m <= 0 || m/n > 1e6 {
-		return 0, false
-	}
-	return time.Duration(m / n * float64(unit)), true
 }
