@@ -242,6 +242,8 @@ func BenchmarkCacheMemory100k(b *testing.B) {
 		runtime.GC()
 		runtime.ReadMemStats(&after)
 		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/100_000, "bytes/host")
+		_, counted := c.Len()
+		b.ReportMetric(float64(counted)/100_000, "counted-bytes/host")
 		runtime.KeepAlive(c)
 	}
 }

@@ -49,12 +49,15 @@ func (r *Result) For(agent string) *Group {
 	case Fetched:
 		return r.Rules.For(agent)
 	case Unavailable:
-		return &Group{}
+		return allowAll
 	}
 	return disallowAll
 }
 
-var disallowAll = &Group{rules: []rule{newRule(false, "/")}}
+var (
+	allowAll    = &Group{}
+	disallowAll = Parse([]byte("User-agent: *\nDisallow: /\n")).For("*")
+)
 
 // Fetcher fetches robots.txt files. The zero value is not usable: Client must be set.
 type Fetcher struct {

@@ -75,7 +75,8 @@ func TestPatterns(t *testing.T) {
 		{"/***$", "/", true},
 	}
 	for _, c := range cases {
-		if got := matches(normalise(c.path), normalise(c.pattern)); got != c.match {
+		g := Parse([]byte("User-agent: *\nDisallow: " + c.pattern + "\n")).For("x")
+		if got := !g.Allowed(c.path); got != c.match {
 			t.Errorf("matches(%q, %q) = %v, want %v", c.path, c.pattern, got, c.match)
 		}
 	}
