@@ -78,7 +78,7 @@ func (g *Group) Check(path string) Verdict {
 		}
 	}
 	work := 0
-	var set byteSet
+	var set *byteSet
 	for i := range g.wild {
 		w := &g.wild[i]
 		if prio := int(w.n); prio < best || prio == best && (found.allow() || !w.allow()) {
@@ -128,6 +128,9 @@ func (g *Group) matchWild(path, pattern string, budget int) (bool, int) {
 	}
 	pos := len(seg)
 	for wild {
+		if cost > budget {
+			return false, cost
+		}
 		seg, rest, wild = strings.Cut(rest, "*")
 		if !wild && anchored {
 			cost += segmentCost + len(seg)
@@ -137,14 +140,22 @@ func (g *Group) matchWild(path, pattern string, budget int) (bool, int) {
 			cost++
 			continue
 		}
-		cost += segmentCost + len(path) - pos
-		if cost > budget {
-			return false, cost
+		cost += segmentCost
+		// Scan no further than the budget allows: found within it, the scan cost what it read;
+		// not found in a window the budget cut short, the verdict is unknown.
+		end := len(path)
+		if left := budget - cost; left < end-pos {
+			end = pos + max(left, 0)
 		}
-		i := strings.Index(path[pos:], seg)
+		i := strings.Index(path[pos:end], seg)
 		if i < 0 {
+			cost += end - pos
+			if end < len(path) {
+				return false, budget + 1
+			}
 			return false, cost
 		}
+		cost += i + len(seg)
 		pos += i + len(seg)
 	}
 	return !anchored || pos == len(path), cost
@@ -152,19 +163,19 @@ func (g *Group) matchWild(path, pattern string, budget int) (bool, int) {
 
 // byteSet is the set of bytes a path holds: a rule whose longest literal has a byte the path lacks
 // cannot match, which a lookup learns without scanning the path again.
-type byteSet [4]uint64
+type byteSet [256]bool
 
-func pathBytes(p string) byteSet {
+func pathBytes(p string) *byteSet {
 	var s byteSet
 	for i := 0; i < len(p); i++ {
-		s[p[i]>>6] |= 1 << (p[i] & 63)
+		s[p[i]] = true
 	}
-	return s
+	return &s
 }
 
 func (s *byteSet) hasAll(lit string) bool {
 	for i := 0; i < len(lit); i++ {
-		if s[lit[i]>>6]&(1<<(lit[i]&63)) == 0 {
+		if !s[lit[i]] {
 			return false
 		}
 	}

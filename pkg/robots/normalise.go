@@ -38,19 +38,25 @@ func appendNormalised(b []byte, s string) []byte {
 // needsNormalising is false for the common path that is already in normal form.
 func needsNormalising(s string) bool {
 	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c == '%':
-			if i+2 >= len(s) || !isHex(s[i+1]) || !isHex(s[i+2]) || s[i+1] >= 'a' || s[i+2] >= 'a' ||
-				unreserved(unhex(s[i+1])<<4|unhex(s[i+2])) {
-				return true
-			}
-			i += 2
-		case c <= ' ' || c >= 0x7f:
+		if plain[s[i]] {
+			continue
+		}
+		if s[i] != '%' || i+2 >= len(s) || !isHex(s[i+1]) || !isHex(s[i+2]) || s[i+1] >= 'a' || s[i+2] >= 'a' ||
+			unreserved(unhex(s[i+1])<<4|unhex(s[i+2])) {
 			return true
 		}
+		i += 2
 	}
 	return false
 }
+
+// plain marks the bytes that stand for themselves in normal form.
+var plain = func() (t [256]bool) {
+	for c := '!'; c < 0x7f; c++ {
+		t[c] = c != '%'
+	}
+	return t
+}()
 
 func isHex(c byte) bool { return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' }
 
