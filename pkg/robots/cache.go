@@ -1,10 +1,13 @@
 package robots
 
 import (
+	"bytes"
+	"compress/flate"
 	"container/list"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,7 +18,7 @@ import (
 
 // RedisClient is what the cache needs of go-redis.
 type RedisClient interface {
-	Get(ctx context.Context, key string) *redis.StringCmd
+	GetRange(ctx context.Context, key string, start, end int64) *redis.StringCmd
 	PTTL(ctx context.Context, key string) *redis.DurationCmd
 	Set(ctx context.Context, key string, value any, expiration time.Duration) *redis.StatusCmd
 	SetNX(ctx context.Context, key string, value any, expiration time.Duration) *redis.BoolCmd
@@ -182,8 +185,8 @@ func (c *Cache) load(ctx context.Context, base string, failures int) (*Result, t
 
 // shared reads a result another process stored.
 func (c *Cache) shared(ctx context.Context, key string) (*Result, time.Duration, bool) {
-	v, err := c.opts.Redis.Get(ctx, key).Result()
-	if err != nil {
+	v, err := c.opts.Redis.GetRange(ctx, key, 0, maxEncoded-1).Result()
+	if err != nil || v == "" { // GETRANGE of a missing key is ""
 		return nil, 0, false
 	}
 	res, err := decode(v)
@@ -243,27 +246,70 @@ func (c *Cache) removeLocked(el *list.Element) {
 	c.bytes -= e.size
 }
 
-// encode stores a result as "v1 STATUS CODE\n" + the rules as robots.txt text.
+// The shared form of a result: "v2 STATUS CODE\n" and, when Fetched, the rules as MarshalText
+// writes them, deflated. MarshalText is lossless (normal-form patterns, exact delays) and is read
+// back whole, so every pod reading it decides every path as the pod that fetched the file; v1, which
+// Parse cut at MaxSize, is not read.
+//
+// The stored value is not trusted to be small: at most maxEncoded bytes are read from Redis and
+// at most maxTextSize inflated from them, so a hostile value cannot exhaust memory (Redis stays a
+// trust boundary for what the value says: see the README's security section).
+const maxEncoded = maxTextSize
+
 func encode(r *Result) (string, error) {
-	body, err := r.Rules.MarshalText()
-	if err != nil {
-		return "", err
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "v2 %d %d\n", r.Status, r.Code)
+	if r.Status == Fetched {
+		text, err := r.Rules.MarshalText()
+		if err != nil {
+			return "", err
+		}
+		w, err := flate.NewWriter(&b, flate.BestSpeed)
+		if err != nil {
+			return "", err
+		}
+		if _, err := w.Write(text); err != nil {
+			return "", err
+		}
+		if err := w.Close(); err != nil {
+			return "", err
+		}
 	}
-	return fmt.Sprintf("v1 %d %d\n", r.Status, r.Code) + string(body), nil
+	if b.Len() >= maxEncoded {
+		return "", ErrTooLarge
+	}
+	return b.String(), nil
 }
 
 var errFormat = errors.New("robots: cached entry in an unknown format")
 
 func decode(v string) (*Result, error) {
+	if len(v) >= maxEncoded {
+		return nil, ErrTooLarge
+	}
 	head, body, ok := strings.Cut(v, "\n")
 	f := strings.Fields(head)
-	if !ok || len(f) != 3 || f[0] != "v1" {
+	if !ok || len(f) != 3 || f[0] != "v2" {
 		return nil, errFormat
 	}
 	st, err1 := strconv.Atoi(f[1])
 	code, err2 := strconv.Atoi(f[2])
-	if err1 != nil || err2 != nil || st < int(Fetched) || st > int(Unreachable) {
+	if err1 != nil || err2 != nil || st < int(Fetched) || st > int(Unreachable) || code < 0 || code > 999 {
 		return nil, errFormat
 	}
-	return &Result{Status: Status(st), Code: code, Rules: Parse([]byte(body))}, nil
+	res := &Result{Status: Status(st), Code: code, Rules: &Rules{}}
+	if res.Status != Fetched {
+		if body != "" {
+			return nil, errFormat
+		}
+		return res, nil
+	}
+	text, err := io.ReadAll(io.LimitReader(flate.NewReader(strings.NewReader(body)), maxTextSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errFormat, err)
+	}
+	if err := res.Rules.UnmarshalText(text); err != nil {
+		return nil, err
+	}
+	return res, nil
 }
