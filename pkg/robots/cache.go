@@ -32,14 +32,25 @@ type CacheOptions struct {
 	MaxBytes  int           // budget of the local cache; default 64 MiB
 	ClaimWait time.Duration // how long a loser of the fetch claim waits for the winner; default the fetch timeout + 1s
 	Poll      time.Duration // how often a waiting loser looks for the winner's result; default 50ms
+	// MaxFetches bounds the robots.txt fetches in flight from this cache (each holds up to a
+	// response head and MaxSize of body); default 8. Lookups beyond it wait their turn.
+	MaxFetches int
+	// OnPanic, when set, is told of a panic recovered in a lookup (for a counter); the lookup
+	// answers Unreachable with ErrInternal, cached like a failed fetch.
+	OnPanic func(any)
 }
+
+// ErrInternal: a lookup failed on a bug of this package (a recovered panic), not on the site.
+var ErrInternal = errors.New("robots: internal error")
 
 // Cache holds robots.txt results: an LRU in this process in front of a cache shared through Redis,
 // so each host's robots.txt is fetched once per TTL for the whole cluster. On a miss the process that
 // wins a SET NX PX claim fetches; the others wait for its result, or after ClaimWait fetch themselves.
 type Cache struct {
-	fetch func(ctx context.Context, base string) *Result
-	opts  CacheOptions
+	fetch      func(ctx context.Context, base string) *Result
+	failureTTL time.Duration
+	opts       CacheOptions
+	fetches    chan struct{} // a token per fetch in flight
 
 	mu       sync.Mutex
 	lru      *list.List // of *entry, most recent first
@@ -78,7 +89,11 @@ func NewCache(f *Fetcher, opts CacheOptions) *Cache {
 	if opts.Poll <= 0 {
 		opts.Poll = 50 * time.Millisecond
 	}
-	return &Cache{fetch: f.Fetch, opts: opts, lru: list.New(), byBase: map[string]*list.Element{}, inflight: map[string]*call{}}
+	if opts.MaxFetches <= 0 {
+		opts.MaxFetches = 8
+	}
+	return &Cache{fetch: f.Fetch, failureTTL: f.defaults().FailureTTL, opts: opts, fetches: make(chan struct{}, opts.MaxFetches),
+		lru: list.New(), byBase: map[string]*list.Element{}, inflight: map[string]*call{}}
 }
 
 // Get returns base's robots.txt result ("scheme://host[:port]"), from cache when fresh.
@@ -106,7 +121,7 @@ func (c *Cache) Get(ctx context.Context, base string) *Result {
 	// The lookup is shared by every caller and cached, so it must not fail because the caller that
 	// started it went away: it runs detached, bounded by the fetch timeout and ClaimWait.
 	go func() {
-		res, ttl := c.load(context.WithoutCancel(ctx), base, failures)
+		res, ttl := c.loadRecovered(context.WithoutCancel(ctx), base, failures)
 		c.mu.Lock()
 		delete(c.inflight, base)
 		if res.Status == Unreachable {
@@ -139,11 +154,28 @@ func (c *Cache) Len() (hosts, bytes int) {
 	return c.lru.Len(), c.bytes
 }
 
+// loadRecovered is load behind the recover boundary of the detached lookup: a panic there (on a
+// site's input, in a hook) becomes an Unreachable result, not the end of the process.
+func (c *Cache) loadRecovered(ctx context.Context, base string, failures int) (res *Result, ttl time.Duration) {
+	defer func() {
+		if v := recover(); v != nil {
+			ttl = min(c.failureTTL<<min(failures, 20), max(c.failureTTL, maxFailureTTL))
+			res = &Result{Status: Unreachable, Rules: &Rules{}, TTL: ttl, Err: fmt.Errorf("%w: %v", ErrInternal, v)}
+			if c.opts.OnPanic != nil {
+				c.opts.OnPanic(v)
+			}
+		}
+	}()
+	return c.load(ctx, base, failures)
+}
+
 // load finds base's result in Redis, or fetches it (once for the cluster), and returns it with the
 // time it has left to live. failures counts this host's consecutive failed fetches: each one
 // doubles how long the next failure is cached, up to maxFailureTTL.
 func (c *Cache) load(ctx context.Context, base string, failures int) (*Result, time.Duration) {
 	fetch := func() *Result {
+		c.fetches <- struct{}{}
+		defer func() { <-c.fetches }()
 		res := c.fetch(ctx, base)
 		if res.Status == Unreachable {
 			res.TTL = min(res.TTL<<min(failures, 20), max(res.TTL, maxFailureTTL))
