@@ -84,7 +84,7 @@ func NewCache(f *Fetcher, opts CacheOptions) *Cache {
 		opts.MaxBytes = 64 << 20
 	}
 	if opts.ClaimWait <= 0 {
-		opts.ClaimWait = f.defaults().Timeout + time.Second
+		opts.ClaimWait = f.defaults().timeout + time.Second
 	}
 	if opts.Poll <= 0 {
 		opts.Poll = 50 * time.Millisecond
@@ -92,7 +92,7 @@ func NewCache(f *Fetcher, opts CacheOptions) *Cache {
 	if opts.MaxFetches <= 0 {
 		opts.MaxFetches = 8
 	}
-	return &Cache{fetch: f.Fetch, failureTTL: f.defaults().FailureTTL, opts: opts, fetches: make(chan struct{}, opts.MaxFetches),
+	return &Cache{fetch: f.Fetch, failureTTL: f.defaults().failureTTL, opts: opts, fetches: make(chan struct{}, opts.MaxFetches),
 		lru: list.New(), byBase: map[string]*list.Element{}, inflight: map[string]*call{}}
 }
 
@@ -206,7 +206,7 @@ func (c *Cache) load(ctx context.Context, base string, failures int) (*Result, t
 	}
 	// Claim won, claim holder too slow, or Redis unavailable: fetch ourselves.
 	res := fetch()
-	if v, err := encode(res); err == nil {
+	if v, err := encode(res); err == nil && res.TTL > 0 {
 		_ = c.opts.Redis.Set(ctx, key, v, res.TTL).Err()
 	}
 	if won {
