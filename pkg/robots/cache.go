@@ -296,10 +296,16 @@ func encode(r *Result) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		w, err := flate.NewWriter(&b, flate.BestSpeed)
-		if err != nil {
-			return "", err
+		w, _ := deflaters.Get().(*flate.Writer)
+		if w == nil {
+			var err error
+			if w, err = flate.NewWriter(&b, flate.BestSpeed); err != nil {
+				return "", err
+			}
+		} else {
+			w.Reset(&b)
 		}
+		defer deflaters.Put(w)
 		if _, err := w.Write(text); err != nil {
 			return "", err
 		}
@@ -312,6 +318,9 @@ func encode(r *Result) (string, error) {
 	}
 	return b.String(), nil
 }
+
+// deflaters keeps the compressors of encode, which each hold about a megabyte of state.
+var deflaters sync.Pool
 
 var errFormat = errors.New("robots: cached entry in an unknown format")
 

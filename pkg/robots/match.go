@@ -49,12 +49,18 @@ func (g *Group) Allowed(path string) bool { return g.Check(path).Allowed }
 // Check decides path (path and query, as sent in the request line): the longest matching rule
 // decides, allow wins a tie, no matching rule allows, and /robots.txt is always allowed.
 func (g *Group) Check(path string) Verdict {
+	v, _ := g.check(path)
+	return v
+}
+
+// check is Check, also returning the work it spent (within MaxMatchWork plus one step's cost).
+func (g *Group) check(path string) (Verdict, int) {
 	if path == "" {
 		path = "/"
 	}
 	p := normalise(path)
 	if p == "/robots.txt" || strings.HasPrefix(p, "/robots.txt?") {
-		return Verdict{Allowed: true}
+		return Verdict{Allowed: true}, 0
 	}
 	best, found := -1, rule{}
 	better := func(r rule) {
@@ -86,7 +92,7 @@ func (g *Group) Check(path string) Verdict {
 		}
 		work += ruleCost
 		if work > MaxMatchWork {
-			return Verdict{Exhausted: true}
+			return Verdict{Exhausted: true}, work
 		}
 		if work == ruleCost { // the first wildcard rule considered
 			set = pathBytes(p)
@@ -99,7 +105,7 @@ func (g *Group) Check(path string) Verdict {
 		ok, cost := g.matchWild(p, g.text[w.off:w.off+w.n], MaxMatchWork-work)
 		work += cost
 		if work > MaxMatchWork {
-			return Verdict{Exhausted: true}
+			return Verdict{Exhausted: true}, work
 		}
 		if ok {
 			best, found = int(w.n), w.rule
@@ -107,9 +113,9 @@ func (g *Group) Check(path string) Verdict {
 		}
 	}
 	if best < 0 {
-		return Verdict{Allowed: true}
+		return Verdict{Allowed: true}, work
 	}
-	return Verdict{Allowed: found.allow(), rule: g.text[found.off : found.off+found.n], allow: found.allow()}
+	return Verdict{Allowed: found.allow(), rule: g.text[found.off : found.off+found.n], allow: found.allow()}, work
 }
 
 // matchWild reports whether pattern matches a prefix of path: '*' matches any run of characters, a
