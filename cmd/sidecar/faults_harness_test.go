@@ -101,14 +101,18 @@ type codeLog struct {
 	mu    sync.Mutex
 	t0    time.Time
 	codes map[int][]int
-	slow  time.Duration // the longest non-200 answer
+	slow  time.Duration // the longest any answer took
+	bare  int           // 503s without Retry-After
 }
 
 func newCodeLog() *codeLog { return &codeLog{t0: time.Now(), codes: map[int][]int{}} }
 
-func (c *codeLog) add(code int, took time.Duration) {
+func (c *codeLog) add(code int, retryAfter string, took time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if code == http.StatusServiceUnavailable && retryAfter == "" {
+		c.bare++
+	}
 	s := int(time.Since(c.t0) / time.Second)
 	n := c.codes[code]
 	for len(n) <= s {
@@ -116,9 +120,25 @@ func (c *codeLog) add(code int, took time.Duration) {
 	}
 	n[s]++
 	c.codes[code] = n
-	if code != http.StatusOK {
-		c.slow = max(c.slow, took)
+	c.slow = max(c.slow, took)
+}
+
+// slowest is the longest any answer took, and how many 503s came without Retry-After.
+func (c *codeLog) slowest() (time.Duration, int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.slow, c.bare
+}
+
+// count is how many answers with code came in seconds [from, to).
+func (c *codeLog) count(code, from, to int) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for s := from; s < to && s < len(c.codes[code]); s++ {
+		n += c.codes[code][s]
 	}
+	return n
 }
 
 func (c *codeLog) String() string {
@@ -145,16 +165,16 @@ func politeCrawl(ctx context.Context, c *http.Client, base, name string, workers
 				req.Header.Set("User-Agent", "testbot/1.0")
 				began := time.Now()
 				resp, err := c.Do(req)
-				code := 0
+				code, ra := 0, ""
 				if err == nil {
 					_, _ = io.Copy(io.Discard, resp.Body)
 					resp.Body.Close()
-					code = resp.StatusCode
+					code, ra = resp.StatusCode, resp.Header.Get("Retry-After")
 				}
 				if ctx.Err() != nil {
 					return
 				}
-				log.add(code, time.Since(began))
+				log.add(code, ra, time.Since(began))
 				if code != http.StatusOK {
 					select {
 					case <-time.After(100 * time.Millisecond):

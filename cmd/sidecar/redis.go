@@ -229,7 +229,7 @@ func failFast(q neturl.Values, maxRetries *int, read, write, dial *time.Duration
 	if !q.Has("dial_timeout") {
 		*dial = dialTimeout
 	}
-	return fastSettings{dialerRetries: 1, maxBackoff: 50 * time.Millisecond, poolTimeout: *read + time.Second/2}
+	return fastSettings{dialerRetries: 1, maxBackoff: 50 * time.Millisecond, poolTimeout: *read}
 }
 
 // healthOf is the health view of a client from newRedis, nil for none.

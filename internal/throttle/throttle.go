@@ -156,10 +156,19 @@ func (t *Throttle) release(sem *semaphore.Semaphore, l *semaphore.Lease) {
 	t.releases.Add(1)
 	go func() {
 		defer t.releases.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		// Retried until the lease would have run out anyway (at least 5 s): a release lost to a
+		// Redis that hangs or fails over would hold the slot for the rest of the lease.
+		ctx, cancel := context.WithDeadline(context.Background(), later(l.Expires(), time.Now().Add(5*time.Second)))
 		defer cancel()
 		t.give(ctx, l)
 	}()
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 func (t *Throttle) give(ctx context.Context, l *semaphore.Lease) {
