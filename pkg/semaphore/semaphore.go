@@ -122,16 +122,16 @@ var errLost = errors.New("semaphore: lease lost")
 
 // Semaphore grants leases on keys. It is safe for concurrent use.
 type Semaphore struct {
-	opts      Options
-	st        store
-	waiters   *waiters
-	mu        sync.Mutex // guards closed and leaving.Add against Close's Wait
-	closed    bool
-	leaving   sync.WaitGroup // abandon calls in flight; Close waits for them
+	opts    Options
+	st      store
+	waiters *waiters
+	mu      sync.Mutex // guards closed and leaving.Add against Close's Wait
+	closed  bool
+	leaving sync.WaitGroup // abandon calls in flight; Close waits for them
 	// leaveCtx bounds the abandon calls' retries; Close cancels it a waiter TTL after it began.
 	leaveCtx    context.Context
 	stopLeaving context.CancelFunc
-	inProcess bool
+	inProcess   bool
 }
 
 // InProcess reports whether the backend lives in this process (NewLocal): its calls never block on
