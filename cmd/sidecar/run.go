@@ -63,14 +63,14 @@ func run(ctx context.Context, o Options) error {
 	ports, anyPort, _ := o.connectPorts()
 	popts := proxy.Options{ConnectPorts: ports, AnyConnectPort: anyPort, ReadHeaderTimeout: o.HeaderTimeout}
 	up := proxy.NewUpstream(popts, guard)
-	var shared robots.RedisClient
-	if rdb != nil {
-		shared = rdb
-	}
-	cache := robots.NewCache(&robots.Fetcher{Client: up.Client(), UserAgent: o.UserAgent}, robots.CacheOptions{Redis: shared, MaxBytes: robotsBytes})
+	cache := robots.NewCache(&robots.Fetcher{Client: up.Client(), UserAgent: o.UserAgent},
+		robots.CacheOptions{Redis: newRobotsRedis(rdb), MaxBytes: robotsBytes})
 	thr, err := throttle.New(sem, fallback, cache, pol, log, reg)
 	if err != nil {
 		return err
+	}
+	if h := healthOf(rdb); h != nil {
+		thr.UseHealth(h)
 	}
 	ca, err := proxy.NewCA()
 	if err != nil {

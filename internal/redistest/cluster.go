@@ -13,17 +13,18 @@ type Cluster struct {
 	Nodes []*Server
 }
 
-// StartCluster starts six cluster-enabled redis-servers and joins them with
+// StartCluster starts six cluster-enabled redis-servers (cluster-node-timeout 2s; extra arguments
+// are passed to each, such as "--cluster-require-full-coverage", "no") and joins them with
 // `redis-cli --cluster create --cluster-replicas 1`. It returns once every slot is served and the
 // replicas are linked, and stops every node when the test ends.
-func StartCluster(t testing.TB) *Cluster {
+func StartCluster(t testing.TB, extra ...string) *Cluster {
 	t.Helper()
 	cli := lookBin(t, "redis-cli")
 	c := &Cluster{}
 	addrs := make([]string, 0, 6)
 	for range 6 {
-		s := Start(t, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-			"--cluster-node-timeout", "2000", "--repl-diskless-sync-delay", "0")
+		s := Start(t, append([]string{"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+			"--cluster-node-timeout", "2000", "--repl-diskless-sync-delay", "0"}, extra...)...)
 		c.Nodes = append(c.Nodes, s)
 		addrs = append(addrs, s.Addr)
 	}

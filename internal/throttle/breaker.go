@@ -8,14 +8,15 @@ import (
 	"github.com/crawlpolite/crawlpolite/pkg/semaphore"
 )
 
-// breakerOpen is how long requests skip the shared semaphore after it failed. A failing Redis call
-// takes go-redis's retries (up to a second or more); during an outage every request would pay that
-// before its 503 or its fallback turn. One request probes again once the time is up.
+// breakerOpen is how long requests skip a Redis node after it failed. A failing Redis call takes
+// go-redis's timeout and retry (about a second against a node that hangs); during an outage every
+// request would pay that before its 503 or its fallback turn. One request probes again once the time
+// is up.
 const breakerOpen = time.Second
 
 var errBackendDown = fmt.Errorf("%w: skipped while Redis recovers", semaphore.ErrUnavailable)
 
-// breaker remembers until when the shared semaphore is considered down.
+// breaker remembers until when one Redis node is considered down.
 type breaker struct{ until atomic.Int64 }
 
 func (b *breaker) open() bool {

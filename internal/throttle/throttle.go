@@ -26,7 +26,7 @@ type Throttle struct {
 	log      *slog.Logger
 	metrics  *metrics
 	releases sync.WaitGroup // releases in flight, off the request's critical path
-	down     breaker        // set when the shared semaphore failed: requests skip it for a while
+	health   *Health        // per Redis node: requests for a key whose node failed skip it for a while
 }
 
 var _ proxy.Politeness = (*Throttle)(nil)
@@ -38,10 +38,17 @@ func New(sem, fallback *semaphore.Semaphore, rc *robots.Cache, pol *policy.Polic
 	if err != nil {
 		return nil, err
 	}
-	t := &Throttle{sem: sem, fallback: fallback, robots: rc, log: log, metrics: m}
+	t := &Throttle{sem: sem, fallback: fallback, robots: rc, log: log, metrics: m, health: NewHealth(nil)}
 	t.policy.Store(pol)
 	return t, nil
 }
+
+// UseHealth makes the throttle share h, whose hooks watch the Redis client's nodes, instead of its
+// own view of one node. Call it before the first Admit.
+func (t *Throttle) UseHealth(h *Health) { t.health = h }
+
+// Health is the throttle's view of Redis, to share with what else calls Redis (the robots.txt cache).
+func (t *Throttle) Health() *Health { return t.health }
 
 // SetPolicy replaces the policy for requests admitted from now on.
 func (t *Throttle) SetPolicy(p *policy.Policy) { t.policy.Store(p) }
@@ -99,14 +106,16 @@ func (t *Throttle) acquire(ctx context.Context, key string, l semaphore.Limits, 
 		lease *semaphore.Lease
 		err   error
 	)
-	if t.down.open() {
+	tag := "{" + key + "}" // the slot of every Redis key of key
+	if !t.health.Healthy(tag) {
 		err = errBackendDown
 	} else {
 		lease, err = t.sem.Acquire(actx, key, l)
-		if errors.Is(err, semaphore.ErrUnavailable) {
-			t.down.trip()
-		} else {
-			t.down.reset()
+		switch {
+		case errors.Is(err, semaphore.ErrUnavailable):
+			t.health.Down(tag)
+		default:
+			t.health.Up(tag)
 		}
 	}
 	if err == nil || t.fallback == nil || !errors.Is(err, semaphore.ErrUnavailable) {
@@ -147,10 +156,19 @@ func (t *Throttle) release(sem *semaphore.Semaphore, l *semaphore.Lease) {
 	t.releases.Add(1)
 	go func() {
 		defer t.releases.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		// Retried until the lease would have run out anyway (at least 5 s): a release lost to a
+		// Redis that hangs or fails over would hold the slot for the rest of the lease.
+		ctx, cancel := context.WithDeadline(context.Background(), later(l.Expires(), time.Now().Add(5*time.Second)))
 		defer cancel()
 		t.give(ctx, l)
 	}()
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 func (t *Throttle) give(ctx context.Context, l *semaphore.Lease) {

@@ -1,10 +1,13 @@
 package robots
 
 import (
+	"bytes"
+	"compress/flate"
 	"container/list"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,7 +18,7 @@ import (
 
 // RedisClient is what the cache needs of go-redis.
 type RedisClient interface {
-	Get(ctx context.Context, key string) *redis.StringCmd
+	GetRange(ctx context.Context, key string, start, end int64) *redis.StringCmd
 	PTTL(ctx context.Context, key string) *redis.DurationCmd
 	Set(ctx context.Context, key string, value any, expiration time.Duration) *redis.StatusCmd
 	SetNX(ctx context.Context, key string, value any, expiration time.Duration) *redis.BoolCmd
@@ -29,14 +32,25 @@ type CacheOptions struct {
 	MaxBytes  int           // budget of the local cache; default 64 MiB
 	ClaimWait time.Duration // how long a loser of the fetch claim waits for the winner; default the fetch timeout + 1s
 	Poll      time.Duration // how often a waiting loser looks for the winner's result; default 50ms
+	// MaxFetches bounds the robots.txt fetches in flight from this cache (each holds up to a
+	// response head and MaxSize of body); default 8. Lookups beyond it wait their turn.
+	MaxFetches int
+	// OnPanic, when set, is told of a panic recovered in a lookup (for a counter); the lookup
+	// answers Unreachable with ErrInternal, cached like a failed fetch.
+	OnPanic func(any)
 }
+
+// ErrInternal: a lookup failed on a bug of this package (a recovered panic), not on the site.
+var ErrInternal = errors.New("robots: internal error")
 
 // Cache holds robots.txt results: an LRU in this process in front of a cache shared through Redis,
 // so each host's robots.txt is fetched once per TTL for the whole cluster. On a miss the process that
 // wins a SET NX PX claim fetches; the others wait for its result, or after ClaimWait fetch themselves.
 type Cache struct {
-	fetch func(ctx context.Context, base string) *Result
-	opts  CacheOptions
+	fetch      func(ctx context.Context, base string) *Result
+	failureTTL time.Duration
+	opts       CacheOptions
+	fetches    chan struct{} // a token per fetch in flight
 
 	mu       sync.Mutex
 	lru      *list.List // of *entry, most recent first
@@ -70,12 +84,16 @@ func NewCache(f *Fetcher, opts CacheOptions) *Cache {
 		opts.MaxBytes = 64 << 20
 	}
 	if opts.ClaimWait <= 0 {
-		opts.ClaimWait = f.defaults().Timeout + time.Second
+		opts.ClaimWait = f.defaults().timeout + time.Second
 	}
 	if opts.Poll <= 0 {
 		opts.Poll = 50 * time.Millisecond
 	}
-	return &Cache{fetch: f.Fetch, opts: opts, lru: list.New(), byBase: map[string]*list.Element{}, inflight: map[string]*call{}}
+	if opts.MaxFetches <= 0 {
+		opts.MaxFetches = 8
+	}
+	return &Cache{fetch: f.Fetch, failureTTL: f.defaults().failureTTL, opts: opts, fetches: make(chan struct{}, opts.MaxFetches),
+		lru: list.New(), byBase: map[string]*list.Element{}, inflight: map[string]*call{}}
 }
 
 // Get returns base's robots.txt result ("scheme://host[:port]"), from cache when fresh.
@@ -103,7 +121,7 @@ func (c *Cache) Get(ctx context.Context, base string) *Result {
 	// The lookup is shared by every caller and cached, so it must not fail because the caller that
 	// started it went away: it runs detached, bounded by the fetch timeout and ClaimWait.
 	go func() {
-		res, ttl := c.load(context.WithoutCancel(ctx), base, failures)
+		res, ttl := c.loadRecovered(context.WithoutCancel(ctx), base, failures)
 		c.mu.Lock()
 		delete(c.inflight, base)
 		if res.Status == Unreachable {
@@ -136,11 +154,28 @@ func (c *Cache) Len() (hosts, bytes int) {
 	return c.lru.Len(), c.bytes
 }
 
+// loadRecovered is load behind the recover boundary of the detached lookup: a panic there (on a
+// site's input, in a hook) becomes an Unreachable result, not the end of the process.
+func (c *Cache) loadRecovered(ctx context.Context, base string, failures int) (res *Result, ttl time.Duration) {
+	defer func() {
+		if v := recover(); v != nil {
+			ttl = min(c.failureTTL<<min(failures, 20), max(c.failureTTL, maxFailureTTL))
+			res = &Result{Status: Unreachable, Rules: &Rules{}, TTL: ttl, Err: fmt.Errorf("%w: %v", ErrInternal, v)}
+			if c.opts.OnPanic != nil {
+				c.opts.OnPanic(v)
+			}
+		}
+	}()
+	return c.load(ctx, base, failures)
+}
+
 // load finds base's result in Redis, or fetches it (once for the cluster), and returns it with the
 // time it has left to live. failures counts this host's consecutive failed fetches: each one
 // doubles how long the next failure is cached, up to maxFailureTTL.
 func (c *Cache) load(ctx context.Context, base string, failures int) (*Result, time.Duration) {
 	fetch := func() *Result {
+		c.fetches <- struct{}{}
+		defer func() { <-c.fetches }()
 		res := c.fetch(ctx, base)
 		if res.Status == Unreachable {
 			res.TTL = min(res.TTL<<min(failures, 20), max(res.TTL, maxFailureTTL))
@@ -171,7 +206,7 @@ func (c *Cache) load(ctx context.Context, base string, failures int) (*Result, t
 	}
 	// Claim won, claim holder too slow, or Redis unavailable: fetch ourselves.
 	res := fetch()
-	if v, err := encode(res); err == nil {
+	if v, err := encode(res); err == nil && res.TTL > 0 {
 		_ = c.opts.Redis.Set(ctx, key, v, res.TTL).Err()
 	}
 	if won {
@@ -182,8 +217,8 @@ func (c *Cache) load(ctx context.Context, base string, failures int) (*Result, t
 
 // shared reads a result another process stored.
 func (c *Cache) shared(ctx context.Context, key string) (*Result, time.Duration, bool) {
-	v, err := c.opts.Redis.Get(ctx, key).Result()
-	if err != nil {
+	v, err := c.opts.Redis.GetRange(ctx, key, 0, maxEncoded-1).Result()
+	if err != nil || v == "" { // GETRANGE of a missing key is ""
 		return nil, 0, false
 	}
 	res, err := decode(v)
@@ -202,13 +237,37 @@ func (c *Cache) putLocked(base string, res *Result, ttl time.Duration, failures 
 	if ttl <= 0 {
 		return
 	}
-	e := &entry{base: base, res: res, expires: time.Now().Add(ttl), size: res.Rules.size() + len(base) + 96, failures: failures}
+	e := &entry{base: base, res: res, expires: time.Now().Add(ttl), failures: failures}
+	el := c.lru.PushFront(e)
+	if res.Rules != nil {
+		// Later lookups merge the file's groups per agent (bounded); the entry's size follows.
+		grow := func(n int) {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			if c.byBase[base] == el {
+				e.size += n
+				c.bytes += n
+				c.evictLocked()
+			}
+		}
+		res.Rules.memo.grow.Store(&grow)
+	}
+	e.size = res.Rules.Size() + allocSize(len(base)) + entryOverhead
 	if e.size > c.opts.MaxBytes {
+		c.lru.Remove(el)
 		return
 	}
-	c.byBase[base] = c.lru.PushFront(e)
+	c.byBase[base] = el
 	c.bytes += e.size
-	for c.bytes > c.opts.MaxBytes {
+	c.evictLocked()
+}
+
+// entryOverhead is the heap of a cache entry beyond its rules and key: the entry, its list
+// element, its map slot and its Result (measured by BenchmarkCacheMemory100k).
+const entryOverhead = 256
+
+func (c *Cache) evictLocked() {
+	for c.bytes > c.opts.MaxBytes && c.lru.Len() > 0 {
 		c.removeLocked(c.lru.Back())
 	}
 }
@@ -219,27 +278,79 @@ func (c *Cache) removeLocked(el *list.Element) {
 	c.bytes -= e.size
 }
 
-// encode stores a result as "v1 STATUS CODE\n" + the rules as robots.txt text.
+// The shared form of a result: "v2 STATUS CODE\n" and, when Fetched, the rules as MarshalText
+// writes them, deflated. MarshalText is lossless (normal-form patterns, exact delays) and is read
+// back whole, so every pod reading it decides every path as the pod that fetched the file; v1, which
+// Parse cut at MaxSize, is not read.
+//
+// The stored value is not trusted to be small: at most maxEncoded bytes are read from Redis and
+// at most maxTextSize inflated from them, so a hostile value cannot exhaust memory (Redis stays a
+// trust boundary for what the value says: see the README's security section).
+const maxEncoded = maxTextSize
+
 func encode(r *Result) (string, error) {
-	body, err := r.Rules.MarshalText()
-	if err != nil {
-		return "", err
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "v2 %d %d\n", r.Status, r.Code)
+	if r.Status == Fetched {
+		text, err := r.Rules.MarshalText()
+		if err != nil {
+			return "", err
+		}
+		w, _ := deflaters.Get().(*flate.Writer)
+		if w == nil {
+			var err error
+			if w, err = flate.NewWriter(&b, flate.BestSpeed); err != nil {
+				return "", err
+			}
+		} else {
+			w.Reset(&b)
+		}
+		defer deflaters.Put(w)
+		if _, err := w.Write(text); err != nil {
+			return "", err
+		}
+		if err := w.Close(); err != nil {
+			return "", err
+		}
 	}
-	return fmt.Sprintf("v1 %d %d\n", r.Status, r.Code) + string(body), nil
+	if b.Len() >= maxEncoded {
+		return "", ErrTooLarge
+	}
+	return b.String(), nil
 }
+
+// deflaters keeps the compressors of encode, which each hold about a megabyte of state.
+var deflaters sync.Pool
 
 var errFormat = errors.New("robots: cached entry in an unknown format")
 
 func decode(v string) (*Result, error) {
+	if len(v) >= maxEncoded {
+		return nil, ErrTooLarge
+	}
 	head, body, ok := strings.Cut(v, "\n")
 	f := strings.Fields(head)
-	if !ok || len(f) != 3 || f[0] != "v1" {
+	if !ok || len(f) != 3 || f[0] != "v2" {
 		return nil, errFormat
 	}
 	st, err1 := strconv.Atoi(f[1])
 	code, err2 := strconv.Atoi(f[2])
-	if err1 != nil || err2 != nil || st < int(Fetched) || st > int(Unreachable) {
+	if err1 != nil || err2 != nil || st < int(Fetched) || st > int(Unreachable) || code < 0 || code > 999 {
 		return nil, errFormat
 	}
-	return &Result{Status: Status(st), Code: code, Rules: Parse([]byte(body))}, nil
+	res := &Result{Status: Status(st), Code: code, Rules: &Rules{}}
+	if res.Status != Fetched {
+		if body != "" {
+			return nil, errFormat
+		}
+		return res, nil
+	}
+	text, err := io.ReadAll(io.LimitReader(flate.NewReader(strings.NewReader(body)), maxTextSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errFormat, err)
+	}
+	if err := res.Rules.UnmarshalText(text); err != nil {
+		return nil, err
+	}
+	return res, nil
 }

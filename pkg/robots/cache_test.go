@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -242,6 +243,69 @@ func BenchmarkCacheMemory100k(b *testing.B) {
 		runtime.GC()
 		runtime.ReadMemStats(&after)
 		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/100_000, "bytes/host")
+		_, counted := c.Len()
+		b.ReportMetric(float64(counted)/100_000, "counted-bytes/host")
 		runtime.KeepAlive(c)
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// TestCachePanic: a panic in the detached lookup (here the transport's) is recovered: the callers
+// get Unreachable with ErrInternal, OnPanic hears of it once, the failure is cached like a failed
+// fetch, and the process goes on.
+func TestCachePanic(t *testing.T) {
+	var panics, trips atomic.Int32
+	client := &http.Client{Transport: roundTripFunc(func(*http.Request) (*http.Response, error) {
+		trips.Add(1)
+		panic("hostile input")
+	})}
+	c := NewCache(&Fetcher{Client: client}, CacheOptions{OnPanic: func(any) { panics.Add(1) }})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := c.Get(context.Background(), "http://panic.example")
+			if r.Status != Unreachable || !errors.Is(r.Err, ErrInternal) || r.For("x").Allowed("/") {
+				t.Errorf("got %v (%v), want Unreachable with ErrInternal", r.Status, r.Err)
+			}
+		}()
+	}
+	wg.Wait()
+	c.Get(context.Background(), "http://panic.example")
+	if panics.Load() != 1 || trips.Load() != 1 {
+		t.Fatalf("%d panics reported for %d fetches, want 1 and 1 (the failure cached)", panics.Load(), trips.Load())
+	}
+}
+
+// TestCacheMaxFetches: at most MaxFetches robots.txt fetches are in flight from one cache.
+func TestCacheMaxFetches(t *testing.T) {
+	var inFlight, peak atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := inFlight.Add(1)
+		for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+		}
+		time.Sleep(30 * time.Millisecond)
+		inFlight.Add(-1)
+		fmt.Fprint(w, "User-agent: *\nDisallow: /x\n")
+	}))
+	defer srv.Close()
+	c := NewCache(&Fetcher{Client: srv.Client()}, CacheOptions{MaxFetches: 3})
+	var wg sync.WaitGroup
+	for i := range 24 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if r := c.Get(context.Background(), fmt.Sprintf("%s/h%d", srv.URL, i)); r.Status != Fetched {
+				t.Errorf("got %v", r.Status)
+			}
+		}()
+	}
+	wg.Wait()
+	if p := peak.Load(); p != 3 {
+		t.Fatalf("%d fetches in flight at once, want 3", p)
 	}
 }

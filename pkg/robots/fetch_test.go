@@ -2,10 +2,13 @@ package robots
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -161,4 +164,109 @@ func TestFetchSizeCapAndTimeout(t *testing.T) {
 			t.Fatalf("got %v", r.Status)
 		}
 	})
+}
+
+// gate records the turns a Fetcher takes.
+type gate struct {
+	mu      sync.Mutex
+	hosts   []string
+	started atomic.Int32
+	done    atomic.Int32
+	fail    error // returned by Start
+}
+
+func (g *gate) take(_ context.Context, u *url.URL) (Turn, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.hosts = append(g.hosts, u.Host)
+	return g, nil
+}
+
+func (g *gate) Start(context.Context) error {
+	g.started.Add(1)
+	return g.fail
+}
+
+func (g *gate) Done() { g.done.Add(1) }
+
+// TestFetchGate: every robots.txt request, each redirect hop to another host included, takes a turn
+// from the gate before it is sent and ends it after; a refused turn is a failure that is not cached.
+func TestFetchGate(t *testing.T) {
+	var g gate
+	var early atomic.Int32 // requests that arrived before their turn started
+	var requests atomic.Int32
+	check := func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if n := requests.Add(1); g.started.Load() < n {
+				early.Add(1)
+			}
+			h.ServeHTTP(w, r)
+		})
+	}
+	third := httptest.NewServer(check(serve(200, "User-agent: *\nDisallow: /elsewhere\n", "")))
+	defer third.Close()
+	srv := httptest.NewServer(check(http.RedirectHandler(third.URL+"/robots.txt", http.StatusMovedPermanently)))
+	defer srv.Close()
+	f := newFetcher(srv)
+	f.Gate = g.take
+	r := f.Fetch(context.Background(), srv.URL)
+	if r.Status != Fetched || r.For("x").Allowed("/elsewhere") {
+		t.Fatalf("got %v (%v)", r.Status, r.Err)
+	}
+	want := []string{strings.TrimPrefix(srv.URL, "http://"), strings.TrimPrefix(third.URL, "http://")}
+	if fmt.Sprint(g.hosts) != fmt.Sprint(want) || g.done.Load() != 2 || early.Load() != 0 {
+		t.Fatalf("turns for %v (want %v), %d done, %d requests before their turn", g.hosts, want, g.done.Load(), early.Load())
+	}
+
+	t.Run("six hops take six turns", func(t *testing.T) {
+		var g gate
+		srv := httptest.NewServer(hops(6))
+		defer srv.Close()
+		f := newFetcher(srv)
+		f.Gate = g.take
+		if r := f.Fetch(context.Background(), srv.URL); r.Status != Unavailable || len(g.hosts) != 6 || g.done.Load() != 6 {
+			t.Fatalf("got %v after %d turns (%d done)", r.Status, len(g.hosts), g.done.Load())
+		}
+	})
+	t.Run("refused turn: unreachable, not cached", func(t *testing.T) {
+		srv, hits := origin(t, 200, 0)
+		g := gate{fail: errors.New("semaphore down")}
+		f := newFetcher(srv)
+		f.Gate = g.take
+		c := NewCache(f, CacheOptions{})
+		for range 2 {
+			r := c.Get(context.Background(), srv.URL)
+			if r.Status != Unreachable || r.TTL != 0 || !errors.Is(r.Err, g.fail) {
+				t.Fatalf("got %v ttl %v (%v)", r.Status, r.TTL, r.Err)
+			}
+		}
+		if len(g.hosts) != 2 || g.done.Load() != 2 || hits.Load() != 0 {
+			t.Fatalf("%d turns, %d done, %d requests: want 2, 2, 0", len(g.hosts), g.done.Load(), hits.Load())
+		}
+	})
+	t.Run("zero Fetcher", func(t *testing.T) {
+		srv := httptest.NewServer(serve(200, "User-agent: *\nDisallow: /private\n", ""))
+		defer srv.Close()
+		var f Fetcher
+		if r := f.Fetch(context.Background(), srv.URL); r.Status != Fetched || r.For("x").Allowed("/private") {
+			t.Fatalf("got %v (%v)", r.Status, r.Err)
+		}
+	})
+}
+
+// TestFetchHeadLimit: a response head beyond MaxHeaderBytes is refused (the transport's default
+// would read 10 MiB of it), even through a client whose transport sets no limit.
+func TestFetchHeadLimit(t *testing.T) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		for i := range 20 {
+			w.Header().Set(fmt.Sprintf("X-Filler-%d", i), strings.Repeat("x", 8<<10))
+		}
+		fmt.Fprint(w, "User-agent: *\nAllow: /\n")
+	}))
+	srv.Config.MaxHeaderBytes = 1 << 20
+	srv.Start()
+	defer srv.Close()
+	if r := newFetcher(srv).Fetch(context.Background(), srv.URL); r.Status != Unreachable {
+		t.Fatalf("a 160 KiB head gave %v, want Unreachable", r.Status)
+	}
 }

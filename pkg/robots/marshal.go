@@ -2,35 +2,40 @@ package robots
 
 import (
 	"bytes"
+	"errors"
 	"strconv"
+	"time"
 )
 
-// MarshalText writes the rules back as a minimal robots.txt that parses to the same Rules: one group
-// per original group, normalised patterns, the delay as Crawl-delay; comments, sitemaps and unknown
-// lines are dropped. This is what the cluster-wide cache stores.
+// MarshalText writes the rules back as a robots.txt that parses to the same verdicts: one group per
+// original group, patterns in normal form (a fixed point of normalisation), the delay as an exact
+// decimal Crawl-delay; comments, sitemaps and unknown lines are dropped. It can be longer than
+// MaxSize (normalisation may triple a pattern): read it back with UnmarshalText, not Parse, which
+// would cut it.
 func (r *Rules) MarshalText() ([]byte, error) {
 	var b bytes.Buffer
+	b.Grow(len(r.text) + 12*len(r.rules) + 13*len(r.agents) + 32*len(r.groups))
 	for _, g := range r.groups {
-		for _, a := range g.agents {
+		for _, a := range r.agents[g.agents.off : g.agents.off+g.agents.n] {
 			b.WriteString("user-agent: ")
-			b.WriteString(a)
+			b.WriteString(r.str(a))
 			b.WriteByte('\n')
 		}
-		for _, ru := range g.rules {
-			if ru.allow {
+		for _, ru := range r.rules[g.rules.off : g.rules.off+g.rules.n] {
+			if ru.allow() {
 				b.WriteString("allow: ")
 			} else {
 				b.WriteString("disallow: ")
 			}
-			b.WriteString(ru.pattern)
+			b.WriteString(r.str(ru.span))
 			b.WriteByte('\n')
 		}
 		if g.delay > 0 {
 			b.WriteString("crawl-delay: ")
-			b.WriteString(strconv.FormatFloat(g.delay.Seconds(), 'f', -1, 64))
+			b.WriteString(formatSeconds(g.delay))
 			b.WriteByte('\n')
 		}
-		if len(g.rules) == 0 && g.delay == 0 {
+		if g.rules.n == 0 && g.delay == 0 {
 			// An empty group still claims its agents; a harmless line keeps the next group apart.
 			b.WriteString("disallow:\n")
 		}
@@ -38,17 +43,26 @@ func (r *Rules) MarshalText() ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// size estimates the memory the rules hold, for the cache's byte budget.
-func (r *Rules) size() int {
-	n := 64
-	for _, g := range r.groups {
-		n += 64 + len(g.agents)*24
-		for _, a := range g.agents {
-			n += len(a)
-		}
-		for _, ru := range g.rules {
-			n += 40 + len(ru.pattern)
-		}
+// ErrTooLarge: UnmarshalText was given more than any robots.txt Parse accepts can marshal to.
+var ErrTooLarge = errors.New("robots: marshalled rules too large")
+
+// UnmarshalText reads what MarshalText wrote into a zero Rules, whole (up to 4 MiB; Parse would
+// stop at MaxSize).
+func (r *Rules) UnmarshalText(text []byte) error {
+	if len(text) > maxTextSize {
+		return ErrTooLarge
 	}
-	return n
+	p := parse(text)
+	r.text, r.rules, r.agents, r.groups = p.text, p.rules, p.agents, p.groups
+	return nil
+}
+
+// formatSeconds writes d as exact decimal seconds ("1.5", "0.000000001").
+func formatSeconds(d time.Duration) string {
+	s := strconv.FormatInt(int64(d/time.Second), 10)
+	if ns := int64(d % time.Second); ns != 0 {
+		f := strconv.FormatInt(ns+1e9, 10)[1:] // nine digits, leading zeros kept
+		s += "." + string(bytes.TrimRight([]byte(f), "0"))
+	}
+	return s
 }

@@ -1,188 +1,189 @@
 package robots
 
-import (
-	"slices"
-	"strings"
-	"time"
+import "strings"
+
+// MaxMatchWork bounds the work of one lookup, in steps of about a byte compared or scanned: a
+// wildcard rule costs ruleCost to consider, each of its segments segmentCost plus the bytes of the
+// path it scans. Rules without '*' are found through a hash index and cost no budget. A lookup that
+// runs out returns a Verdict with Exhausted set, the same for every process, whatever its load.
+// At about 2 ns a step in the worst case, a lookup stays under a millisecond.
+const MaxMatchWork = 1 << 18
+
+const (
+	ruleCost    = 8
+	segmentCost = 8
 )
 
-// Group is what applies to one crawler: the rules and delay of every group naming its product token,
-// merged, or of the `*` groups when none does.
-type Group struct {
-	rules []rule // longest first, allow before disallow at equal length: the first match decides
-	delay time.Duration
+// Verdict is the answer of a lookup.
+type Verdict struct {
+	// Allowed: the path may be fetched. False when Exhausted.
+	Allowed bool
+	// Exhausted: the rules were too costly to evaluate within MaxMatchWork for this path; the
+	// caller should refuse the request (the verdict is unknown, not a disallow by the site).
+	Exhausted bool
+
+	rule  string // the deciding pattern, "" when no rule matched
+	allow bool
 }
 
-// For returns the group for the crawler with the given product token (case-insensitive).
-func (r *Rules) For(agent string) *Group {
-	agent = strings.ToLower(agent)
-	if g, ok := r.byAgent.Load(agent); ok {
-		return g.(*Group)
+// Rule returns the deciding rule as a robots.txt line ("disallow: /private"), or "" when no rule
+// matched (or the lookup was Exhausted).
+func (v Verdict) Rule() string {
+	switch {
+	case v.rule == "":
+		return ""
+	case v.allow:
+		return "allow: " + v.rule
 	}
-	g := r.group(agent)
-	if r.cached.Add(1) <= maxAgentsCached {
-		r.byAgent.Store(agent, g)
-	}
-	return g
-}
-
-// maxAgentsCached bounds the memo of For per file.
-const maxAgentsCached = 16
-
-func (r *Rules) group(agent string) *Group {
-	var specific, global []*group
-	for _, g := range r.groups {
-		for _, a := range g.agents {
-			if a == agent && a != "*" {
-				specific = append(specific, g)
-				break
-			}
-			if a == "*" {
-				global = append(global, g)
-				break
-			}
-		}
-	}
-	use := global
-	if len(specific) > 0 {
-		use = specific
-	}
-	out := &Group{}
-	for _, g := range use {
-		for _, r := range g.rules {
-			if r.pattern != "" { // an empty rule matches nothing (RFC 9309 2.2.2)
-				out.rules = append(out.rules, r)
-			}
-		}
-		if g.delay > out.delay {
-			out.delay = g.delay
-		}
-	}
-	slices.SortStableFunc(out.rules, func(a, b rule) int {
-		if d := len(b.pattern) - len(a.pattern); d != 0 {
-			return d
-		}
-		if a.allow == b.allow {
-			return 0
-		}
-		if a.allow {
-			return -1
-		}
-		return 1
-	})
-	return out
+	return "disallow: " + v.rule
 }
 
 // Allowed reports whether the crawler may fetch path (path and query, as sent in the request line).
+// A lookup that exhausts its budget answers false.
 func (r *Rules) Allowed(agent, path string) bool { return r.For(agent).Allowed(path) }
 
-// CrawlDelay returns the group's Crawl-delay (or Request-rate as a delay), 0 when it names none.
-// When several merged groups name one, the longest wins. Callers cap it with the policy's
-// maxCrawlDelay: a site asking for more than the cap is crawled at the cap's pace, not refused.
-func (g *Group) CrawlDelay() time.Duration { return g.delay }
+// Allowed reports whether the group allows path; false when the lookup exhausted its budget (see
+// Check, which tells the two apart).
+func (g *Group) Allowed(path string) bool { return g.Check(path).Allowed }
 
-// Allowed reports whether the group allows path: the longest matching rule decides, allow wins a tie,
-// no matching rule allows, and /robots.txt is always allowed.
-func (g *Group) Allowed(path string) bool {
+// Check decides path (path and query, as sent in the request line): the longest matching rule
+// decides, allow wins a tie, no matching rule allows, and /robots.txt is always allowed.
+func (g *Group) Check(path string) Verdict {
+	v, _ := g.check(path)
+	return v
+}
+
+// check is Check, also returning the work it spent (within MaxMatchWork plus one step's cost).
+func (g *Group) check(path string) (Verdict, int) {
 	if path == "" {
 		path = "/"
 	}
 	p := normalise(path)
 	if p == "/robots.txt" || strings.HasPrefix(p, "/robots.txt?") {
-		return true
+		return Verdict{Allowed: true}, 0
 	}
-	for _, r := range g.rules {
-		if strings.HasPrefix(p, r.literal) && matches(p, r.pattern) {
-			return r.allow
+	best, found := -1, rule{}
+	better := func(r rule) {
+		if prio := int(r.n); prio > best || prio == best && r.allow() {
+			best, found = prio, r
 		}
 	}
-	return true
+	if r, ok := g.lookup(p, true); ok {
+		better(r)
+	}
+	for _, n := range g.lens {
+		if int(n) > len(p) {
+			continue
+		}
+		if int(n) < best {
+			break
+		}
+		if r, ok := g.lookup(p[:n], false); ok {
+			better(r)
+			break
+		}
+	}
+	work := 0
+	var set *byteSet
+	for i := range g.wild {
+		w := &g.wild[i]
+		if prio := int(w.n); prio < best || prio == best && (found.allow() || !w.allow()) {
+			break // sorted: nothing after can win
+		}
+		work += ruleCost
+		if work > MaxMatchWork {
+			return Verdict{Exhausted: true}, work
+		}
+		if work == ruleCost { // the first wildcard rule considered
+			set = pathBytes(p)
+			work += len(p) / 8
+		}
+		work += int(w.longest.n) / 8
+		if !set.hasAll(g.text[w.longest.off : w.longest.off+w.longest.n]) {
+			continue
+		}
+		ok, cost := g.matchWild(p, g.text[w.off:w.off+w.n], MaxMatchWork-work)
+		work += cost
+		if work > MaxMatchWork {
+			return Verdict{Exhausted: true}, work
+		}
+		if ok {
+			best, found = int(w.n), w.rule
+			break
+		}
+	}
+	if best < 0 {
+		return Verdict{Allowed: true}, work
+	}
+	return Verdict{Allowed: found.allow(), rule: g.text[found.off : found.off+found.n], allow: found.allow()}, work
 }
 
-// matches reports whether pattern matches a prefix of path: '*' matches any run of characters, a
+// matchWild reports whether pattern matches a prefix of path: '*' matches any run of characters, a
 // final '$' anchors the end; elsewhere '$' is literal. Each segment between wildcards is matched at
-// its leftmost position after the previous one, which is exact for '*' globs and keeps a lookup near
-// linear in the path even for hostile patterns.
-func matches(path, pattern string) bool {
+// its leftmost position after the previous one, which is exact for '*' globs. It stops, returning
+// a cost above budget, when its work would exceed budget.
+func (g *Group) matchWild(path, pattern string, budget int) (bool, int) {
 	anchored := strings.HasSuffix(pattern, "$")
 	if anchored {
 		pattern = pattern[:len(pattern)-1]
 	}
 	seg, rest, wild := strings.Cut(pattern, "*")
+	cost := segmentCost + len(seg)
 	if !strings.HasPrefix(path, seg) {
-		return false
+		return false, cost
 	}
 	pos := len(seg)
 	for wild {
+		if cost > budget {
+			return false, cost
+		}
 		seg, rest, wild = strings.Cut(rest, "*")
 		if !wild && anchored {
-			return len(path)-len(seg) >= pos && strings.HasSuffix(path, seg)
+			cost += segmentCost + len(seg)
+			return len(path)-len(seg) >= pos && strings.HasSuffix(path, seg), cost
 		}
-		i := strings.Index(path[pos:], seg)
+		if seg == "" {
+			cost++
+			continue
+		}
+		cost += segmentCost
+		// Scan no further than the budget allows: found within it, the scan cost what it read;
+		// not found in a window the budget cut short, the verdict is unknown.
+		end := len(path)
+		if left := budget - cost; left < end-pos {
+			end = pos + max(left, 0)
+		}
+		i := strings.Index(path[pos:end], seg)
 		if i < 0 {
-			return false
+			cost += end - pos
+			if end < len(path) {
+				return false, budget + 1
+			}
+			return false, cost
 		}
+		cost += i + len(seg)
 		pos += i + len(seg)
 	}
-	return !anchored || pos == len(path)
+	return !anchored || pos == len(path), cost
 }
 
-// normalise brings a path or rule to one form (RFC 9309 2.2.2): octets outside printable US-ASCII
-// are percent-encoded, percent-encodings use upper-case hex, and encoded unreserved characters
-// (letters, digits, '-', '.', '_', '~') are decoded. Reserved characters stay as written, so an
-// encoded '*' or '$' is never a wildcard.
-func normalise(s string) string {
-	if !needsNormalising(s) {
-		return s
+// byteSet is the set of bytes a path holds: a rule whose longest literal has a byte the path lacks
+// cannot match, which a lookup learns without scanning the path again.
+type byteSet [256]bool
+
+func pathBytes(p string) *byteSet {
+	var s byteSet
+	for i := 0; i < len(p); i++ {
+		s[p[i]] = true
 	}
-	const hex = "0123456789ABCDEF"
-	var b strings.Builder
-	b.Grow(len(s) + 8)
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]):
-			d := unhex(s[i+1])<<4 | unhex(s[i+2])
-			if unreserved(d) {
-				b.WriteByte(d)
-			} else {
-				b.WriteByte('%')
-				b.WriteByte(hex[d>>4])
-				b.WriteByte(hex[d&15])
-			}
-			i += 2
-		case c <= ' ' || c >= 0x7f:
-			b.WriteByte('%')
-			b.WriteByte(hex[c>>4])
-			b.WriteByte(hex[c&15])
-		default:
-			b.WriteByte(c)
+	return &s
+}
+
+func (s *byteSet) hasAll(lit string) bool {
+	for i := 0; i < len(lit); i++ {
+		if !s[lit[i]] {
+			return false
 		}
 	}
-	return b.String()
-}
-
-func needsNormalising(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c == '%' || c <= ' ' || c >= 0x7f {
-			return true
-		}
-	}
-	return false
-}
-
-func isHex(c byte) bool { return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' }
-
-func unhex(c byte) byte {
-	switch {
-	case c >= 'a':
-		return c - 'a' + 10
-	case c >= 'A':
-		return c - 'A' + 10
-	}
-	return c - '0'
-}
-
-func unreserved(c byte) bool {
-	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~'
+	return true
 }

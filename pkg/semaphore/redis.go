@@ -112,8 +112,26 @@ func grantOf(n []int64) grant {
 		wait: time.Duration(n[2]) * time.Millisecond, ttl: time.Duration(n[3]) * time.Millisecond}
 }
 
+// leave is retried until it gets through or ctx ends: a slot or a queue place left behind by a
+// release that failed (a node down, a cluster refusing writes while a master fails over) would
+// otherwise block the key for the rest of a lease or a waiter TTL after Redis is back. The script is
+// idempotent and fenced by rid and token, so a retry of one that did run changes nothing.
 func (r *redisStore) leave(ctx context.Context, key, rid string, token int64) error {
-	return scriptLeave.Run(ctx, r.c, r.keys(key), rid, token).Err()
+	wait := 50 * time.Millisecond
+	for {
+		err := scriptLeave.Run(ctx, r.c, r.keys(key), rid, token).Err()
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		}
+		wait = min(2*wait, 500*time.Millisecond)
+	}
 }
 
 func (r *redisStore) refresh(ctx context.Context, key, rid string, token int64) (time.Duration, error) {

@@ -122,13 +122,16 @@ var errLost = errors.New("semaphore: lease lost")
 
 // Semaphore grants leases on keys. It is safe for concurrent use.
 type Semaphore struct {
-	opts      Options
-	st        store
-	waiters   *waiters
-	mu        sync.Mutex // guards closed and leaving.Add against Close's Wait
-	closed    bool
-	leaving   sync.WaitGroup // abandon calls in flight; Close waits for them
-	inProcess bool
+	opts    Options
+	st      store
+	waiters *waiters
+	mu      sync.Mutex // guards closed and leaving.Add against Close's Wait
+	closed  bool
+	leaving sync.WaitGroup // abandon calls in flight; Close waits for them
+	// leaveCtx bounds the abandon calls' retries; Close cancels it a waiter TTL after it began.
+	leaveCtx    context.Context
+	stopLeaving context.CancelFunc
+	inProcess   bool
 }
 
 // InProcess reports whether the backend lives in this process (NewLocal): its calls never block on
@@ -181,23 +184,34 @@ func (s *Semaphore) Acquire(ctx context.Context, key string, l Limits) (*Lease, 
 
 // abandon takes a request that will not be used out of the queue, or gives back the slot it may
 // have been granted meanwhile, without waiting. If it fails, the waiter TTL or the lease frees it.
+//
+// The leave is retried for up to a lease (the backend retries until its context ends): a request that
+// gave up while Redis hung may still be queued, or granted, by its own call when Redis resumes and
+// runs what it buffered, and that grant would hold a slot for a whole lease. Close cuts the retries
+// short after a waiter TTL.
 func (s *Semaphore) abandon(key, rid string) {
-	leave := func() {
-		ctx, cancel := context.WithTimeout(context.Background(), s.opts.WaiterTTL)
+	leave := func(parent context.Context) {
+		ctx, cancel := context.WithTimeout(parent, max(s.opts.WaiterTTL, s.opts.Lease))
 		defer cancel()
 		_ = s.st.leave(ctx, key, rid, 0)
 	}
 	s.mu.Lock()
 	if s.closed { // Close is waiting or done: leave now rather than behind its back
 		s.mu.Unlock()
-		leave()
+		ctx, cancel := context.WithTimeout(context.Background(), s.opts.WaiterTTL)
+		defer cancel()
+		leave(ctx)
 		return
 	}
+	if s.stopLeaving == nil {
+		s.leaveCtx, s.stopLeaving = context.WithCancel(context.Background())
+	}
+	lctx := s.leaveCtx
 	s.leaving.Add(1)
 	s.mu.Unlock()
 	go func() {
 		defer s.leaving.Done()
-		leave()
+		leave(lctx)
 	}()
 }
 
@@ -230,7 +244,13 @@ func (s *Semaphore) Close() error {
 		return nil
 	}
 	s.closed = true
+	stop := s.stopLeaving
 	s.mu.Unlock()
+	if stop != nil {
+		t := time.AfterFunc(s.opts.WaiterTTL, stop)
+		defer t.Stop()
+		defer stop()
+	}
 	s.leaving.Wait()
 	return s.st.close()
 }
