@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -63,12 +64,14 @@ func run(ctx context.Context, o Options) error {
 	ports, anyPort, _ := o.connectPorts()
 	popts := proxy.Options{ConnectPorts: ports, AnyConnectPort: anyPort, ReadHeaderTimeout: o.HeaderTimeout}
 	up := proxy.NewUpstream(popts, guard)
-	cache := robots.NewCache(&robots.Fetcher{Client: up.Client(), UserAgent: o.UserAgent},
-		robots.CacheOptions{Redis: newRobotsRedis(rdb), MaxBytes: robotsBytes})
+	fetcher := &robots.Fetcher{Client: up.Client(), UserAgent: o.UserAgent}
+	cache := robots.NewCache(fetcher, robots.CacheOptions{Redis: newRobotsRedis(rdb), MaxBytes: robotsBytes,
+		OnPanic: func(v any) { log.Error("recovered a panic in a robots.txt lookup", "panic", fmt.Sprint(v)) }})
 	thr, err := throttle.New(sem, fallback, cache, pol, log, reg)
 	if err != nil {
 		return err
 	}
+	fetcher.Gate = thr.RobotsGate // robots.txt fetches and their redirects take turns too
 	if h := healthOf(rdb); h != nil {
 		thr.UseHealth(h)
 	}

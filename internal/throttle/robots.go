@@ -2,18 +2,22 @@ package throttle
 
 import (
 	"context"
+	"errors"
 	"net/http"
+	"net/url"
 
+	"github.com/crawlpolite/crawlpolite/internal/policy"
 	"github.com/crawlpolite/crawlpolite/internal/proxy"
 	"github.com/crawlpolite/crawlpolite/pkg/robots"
+	"github.com/crawlpolite/crawlpolite/pkg/semaphore"
 )
 
 // checkRobots looks r up in its origin's robots.txt (cached for the cluster) for the crawler's
 // product token, and refuses it when disallowed. An unreachable robots.txt disallows everything
-// (RFC 9309 2.3.1.4), a missing one allows everything. The error is the client's own cancellation.
+// (RFC 9309 2.3.1.4), a missing one allows everything; rules too costly to evaluate for this path
+// refuse it (the site chose them). The error is the client's own cancellation.
 func (t *Throttle) checkRobots(ctx context.Context, r *http.Request, key string) (*robots.Group, *proxy.Refusal, error) {
 	res := t.robots.Get(ctx, r.URL.Scheme+"://"+key)
-	t.metrics.robots.WithLabelValues(res.Status.String()).Inc()
 	agent := robots.ProductToken(r.Header.Get("User-Agent"))
 	if agent == "" {
 		agent = "*"
@@ -23,21 +27,69 @@ func (t *Throttle) checkRobots(ctx context.Context, r *http.Request, key string)
 	if r.URL.RawQuery != "" {
 		path += "?" + r.URL.RawQuery
 	}
-	if g.Allowed(path) {
+	v := g.Check(path)
+	status := res.Status.String()
+	switch {
+	case errors.Is(res.Err, robots.ErrInternal):
+		status = "internal_error"
+	case v.Exhausted:
+		status = "too_complex"
+	}
+	t.metrics.robots.WithLabelValues(status).Inc()
+	if v.Allowed {
 		return g, nil, nil
 	}
-	details := "robots.txt disallows this path for " + agent
 	if res.Status == robots.Unreachable && res.Code == 0 && res.Err != nil {
 		if ctx.Err() != nil {
 			return nil, nil, ctx.Err()
+		}
+		// Our own turn for the fetch was refused (waitTimeout, Redis down): that answer, as is.
+		if ref := new(proxy.Refusal); errors.As(res.Err, &ref) {
+			return nil, ref, nil
+		}
+		if errors.Is(res.Err, robots.ErrInternal) {
+			return nil, &proxy.Refusal{Status: http.StatusInternalServerError, Type: "proxy_internal_error", Reason: "internal",
+				Details: "robots.txt could not be evaluated (an internal error, logged and counted)", Err: res.Err}, nil
 		}
 		// No answer at all: the origin itself is unreachable (DNS, refused, a forbidden address),
 		// which says more than "robots.txt unreachable".
 		return nil, proxy.Classify(res.Err), nil
 	}
-	if res.Status == robots.Unreachable {
+	details := "robots.txt disallows this path for " + agent
+	switch {
+	case v.Exhausted:
+		details = "robots.txt rules are too costly to evaluate for this path (a bounded matcher gave up): refused"
+	case res.Status == robots.Unreachable:
 		details = "robots.txt is unreachable, which disallows every path until it can be fetched"
 	}
 	return nil, &proxy.Refusal{Status: http.StatusForbidden, Type: "http_request_denied", Reason: "robots",
 		Details: details, Err: res.Err}, nil
 }
+
+// RobotsGate is robots.Fetcher.Gate: every robots.txt request, and every redirect hop (which may
+// point at a third-party host), takes a turn on its host's semaphore like the crawler's own
+// requests, with the host's policy limits. It is never asked while holding that host's turn: robots
+// is checked before a request asks for its own.
+func (t *Throttle) RobotsGate(ctx context.Context, u *url.URL) (robots.Turn, error) {
+	host, port, err := policy.Normalize(u.Host, u.Scheme)
+	if err != nil {
+		return nil, err
+	}
+	lim := t.policy.Load().For(host, port)
+	l := semaphore.Limits{Concurrency: lim.MaxConcurrency, Delay: lim.Delay(0, 0)}
+	lease, sem, err := t.acquire(ctx, policy.Key(host, port), l, lim.WaitTimeout)
+	if err != nil {
+		return nil, t.refusal(ctx, err, l)
+	}
+	return &robotsTurn{t: t, sem: sem, lease: lease}, nil
+}
+
+// robotsTurn is a robots.txt fetch's turn.
+type robotsTurn struct {
+	t     *Throttle
+	sem   *semaphore.Semaphore
+	lease *semaphore.Lease
+}
+
+func (r *robotsTurn) Start(ctx context.Context) error { return r.lease.Wait(ctx) }
+func (r *robotsTurn) Done()                           { r.t.release(r.sem, r.lease) }
