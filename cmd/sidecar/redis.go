@@ -1,9 +1,9 @@
 package main
 
 import (
-	"errors"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	neturl "net/url"
