@@ -48,6 +48,10 @@ type Options struct {
 	DialTimeout           time.Duration // to the origin; default 10s
 	TLSHandshakeTimeout   time.Duration // with the origin; default 10s
 	ResponseHeaderTimeout time.Duration // origin's response head after the request was sent; default 60s
+	// MaxResponseHeaderBytes bounds each response head an origin sends (status line and header
+	// fields; each 1xx too); a longer one fails the request with 502 and closes the connection.
+	// Default DefaultMaxResponseHeaderBytes (64 KiB).
+	MaxResponseHeaderBytes int
 }
 
 func (o Options) withDefaults() Options {
@@ -63,6 +67,9 @@ func (o Options) withDefaults() Options {
 	def(&o.ResponseHeaderTimeout, 60*time.Second)
 	if o.MaxHeaderBytes <= 0 {
 		o.MaxHeaderBytes = 64 << 10
+	}
+	if o.MaxResponseHeaderBytes <= 0 {
+		o.MaxResponseHeaderBytes = DefaultMaxResponseHeaderBytes
 	}
 	if len(o.ConnectPorts) == 0 {
 		o.ConnectPorts = []int{443, 8443}

@@ -22,17 +22,18 @@ func NewUpstream(opts Options, guard *Guard) *Upstream {
 	opts = opts.withDefaults()
 	d := guard.Dialer(net.Dialer{Timeout: opts.DialTimeout, KeepAlive: 30 * time.Second})
 	return &Upstream{guard: guard, dialer: d, transport: &http.Transport{
-		Proxy:                 nil, // never chain to the pod's own HTTP(S)_PROXY: that is us
-		DialContext:           d.DialContext,
-		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          1024,
-		MaxIdleConnsPerHost:   64,
-		IdleConnTimeout:       opts.IdleTimeout,
-		TLSHandshakeTimeout:   opts.TLSHandshakeTimeout,
-		ResponseHeaderTimeout: opts.ResponseHeaderTimeout,
-		ExpectContinueTimeout: time.Second,
-		DisableCompression:    true, // a proxy passes Content-Encoding through untouched
-		TLSClientConfig:       upstreamTLS.Clone(),
+		Proxy:                  nil, // never chain to the pod's own HTTP(S)_PROXY: that is us
+		DialContext:            d.DialContext,
+		ForceAttemptHTTP2:      true,
+		MaxIdleConns:           1024,
+		MaxIdleConnsPerHost:    64,
+		IdleConnTimeout:        opts.IdleTimeout,
+		TLSHandshakeTimeout:    opts.TLSHandshakeTimeout,
+		ResponseHeaderTimeout:  opts.ResponseHeaderTimeout,
+		MaxResponseHeaderBytes: int64(opts.MaxResponseHeaderBytes),
+		ExpectContinueTimeout:  time.Second,
+		DisableCompression:     true, // a proxy passes Content-Encoding through untouched
+		TLSClientConfig:        upstreamTLS.Clone(),
 	}}
 }
 

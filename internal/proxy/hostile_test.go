@@ -1,0 +1,126 @@
+package proxy
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestHostileHeads: origins whose response heads are too long, too many or invalid get the request
+// a 502 and their connection closed; the proxy keeps serving an ordinary origin.
+func TestHostileHeads(t *testing.T) {
+	ordinary := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "fine")
+	}))
+	defer ordinary.Close()
+	h := newHarness(t, Options{}, nil)
+	c := h.client()
+
+	line := strings.Repeat("a", 1000)
+	cases := []struct {
+		name   string
+		send   func(w io.Writer) error // the origin's answer; a write error ends it
+		status int
+		closed bool // the proxy must close the origin's connection
+	}{
+		{"endless header line", func(w io.Writer) error {
+			if _, err := io.WriteString(w, "HTTP/1.1 200 OK\r\nX-Long: "); err != nil {
+				return err
+			}
+			chunk := []byte(strings.Repeat("a", 64<<10))
+			for range 256 { // 16 MiB, then the line stays open: endless, as far as any limit goes
+				if _, err := w.Write(chunk); err != nil {
+					return err
+				}
+			}
+			return nil
+		}, http.StatusBadGateway, true},
+		{"2 MiB head", func(w io.Writer) error {
+			var b strings.Builder
+			b.WriteString("HTTP/1.1 200 OK\r\n")
+			for i := 0; b.Len() < 2<<20; i++ {
+				fmt.Fprintf(&b, "X-H%d: %s\r\n", i, line)
+			}
+			b.WriteString("Content-Length: 0\r\n\r\n")
+			_, err := io.WriteString(w, b.String())
+			return err
+		}, http.StatusBadGateway, true},
+		{"1000 1xx", func(w io.Writer) error {
+			_, err := io.WriteString(w, strings.Repeat("HTTP/1.1 102 Processing\r\n\r\n", 1000)+"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+			return err
+		}, http.StatusBadGateway, true},
+		{"status 099", func(w io.Writer) error {
+			_, err := io.WriteString(w, "HTTP/1.1 099 Odd\r\nContent-Length: 0\r\n\r\n")
+			return err
+		}, http.StatusBadGateway, true},
+		{"101 unsolicited", func(w io.Writer) error {
+			_, err := io.WriteString(w, "HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: evil\r\n\r\nhello")
+			return err
+		}, http.StatusBadGateway, true},
+		// What is allowed stays allowed: five 1xx, and a head just under the limit.
+		{"five 1xx", func(w io.Writer) error {
+			_, err := io.WriteString(w, strings.Repeat("HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n", 5)+"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+			return err
+		}, http.StatusOK, false},
+		{"60 KiB head", func(w io.Writer) error {
+			var b strings.Builder
+			b.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n")
+			for i := 0; b.Len() < 60<<10; i++ {
+				fmt.Fprintf(&b, "X-H%d: %s\r\n", i, line)
+			}
+			b.WriteString("\r\nok")
+			_, err := io.WriteString(w, b.String())
+			return err
+		}, http.StatusOK, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			closed := make(chan struct{})
+			done := sync.OnceFunc(func() { close(closed) })
+			addr := rawOrigin(t, func(conn net.Conn) {
+				defer done()
+				br := bufio.NewReader(conn)
+				if _, err := readRequest(br); err != nil {
+					return
+				}
+				if err := tc.send(conn); err != nil {
+					return // the proxy closed the connection while we wrote
+				}
+				if !tc.closed {
+					return
+				}
+				// Wait for the proxy to close the connection.
+				_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+				_, _ = br.ReadByte()
+			})
+			start := time.Now()
+			status, _, err := h.get(c, "http://"+addr+"/")
+			if err != nil {
+				t.Fatalf("no response through the proxy: %v", err)
+			}
+			if status != tc.status {
+				t.Fatalf("status %d, want %d", status, tc.status)
+			}
+			if tc.closed {
+				select {
+				case <-closed:
+				case <-time.After(4 * time.Second):
+					t.Fatal("the origin's connection was not closed")
+				}
+				if d := time.Since(start); d > 2*time.Second {
+					t.Errorf("refused after %v: it waited for a timeout rather than a bound", d)
+				}
+			}
+			if status, body, err := h.get(c, ordinary.URL); err != nil || status != 200 || body != "fine" {
+				t.Fatalf("ordinary origin afterwards: %d %q %v", status, body, err)
+			}
+		})
+	}
+}
