@@ -47,7 +47,7 @@ type h1conn struct {
 }
 
 func newH1(dial func(context.Context, string) (net.Conn, error), o Options, buffers *bufferPool) *h1 {
-	h := &h1{dial: dial, headerTimeout: o.ResponseHeaderTimeout, tlsTimeout: o.TLSHandshakeTimeout, idleTimeout: o.IdleTimeout, maxHead: o.MaxResponseHeaderBytes, maxIdle: 1024, maxIdlePer: 64,
+	h := &h1{dial: dial, headerTimeout: o.ResponseHeaderTimeout, tlsTimeout: o.TLSHandshakeTimeout, idleTimeout: o.IdleTimeout, maxHead: o.MaxResponseHeaderBytes, maxIdle: o.MaxIdleConns, maxIdlePer: min(64, o.MaxIdleConns),
 		buffers: buffers, idle: map[string][]*h1conn{}, quit: make(chan struct{})}
 	go h.reap()
 	return h
@@ -110,6 +110,13 @@ func (h *h1) serve(w http.ResponseWriter, r *http.Request, up context.Context, w
 		if err := ctx.Err(); err != nil { // the client left: send nothing
 			h.put(c)
 			return err
+		}
+		if reused && !c.reusable() { // the origin sent more, or closed it: nothing sent yet, so any request may go
+			_ = c.Close()
+			if c, err = h.dialConn(up, key, tlsOn, addr, name); err != nil {
+				return err
+			}
+			reused = false
 		}
 		resp, rerr := h.roundTrip(up, c, out, reused, w)
 		if errors.Is(rerr, errNoResponse) && idempotent && !retried {
@@ -351,11 +358,31 @@ func (h *h1) put(c *h1conn) {
 		return
 	default:
 	}
-	if h.nIdle >= h.maxIdle || len(h.idle[key]) >= h.maxIdlePer {
+	if len(h.idle[key]) >= h.maxIdlePer {
 		_ = c.Close()
 		return
 	}
+	if h.nIdle >= h.maxIdle {
+		h.evictOldest()
+	}
 	h.setIdle(key, append(h.idle[key], c))
+}
+
+// evictOldest closes the connection idle for longest, of any origin: a crawler moving on through
+// many hosts keeps its pool for the hosts it visits now. Called with mu held; O(hosts), which
+// maxIdle bounds.
+func (h *h1) evictOldest() {
+	var oldest string
+	var at time.Time
+	for key, list := range h.idle {
+		if u := list[0].used; oldest == "" || u.Before(at) {
+			oldest, at = key, u
+		}
+	}
+	if list := h.idle[oldest]; len(list) > 0 {
+		_ = list[0].Close()
+		h.setIdle(oldest, list[1:])
+	}
 }
 
 // setIdle replaces key's idle list, keeping the count. Called with mu held.

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -9,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -124,3 +126,86 @@ func TestHostileHeads(t *testing.T) {
 		})
 	}
 }
+
+// TestPoolNotPoisoned: an origin that sends an extra response 200 ms after the one asked for must
+// not answer the next request on that connection with it, in plain HTTP and inside HTTPS.
+func TestPoolNotPoisoned(t *testing.T) {
+	tlsOrigin := httptest.NewTLSServer(http.NotFoundHandler())
+	originTLS := tlsOrigin.TLS.Clone()
+	roots := tlsOrigin.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs
+	tlsOrigin.Close()
+	saved := upstreamTLS
+	upstreamTLS = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots}
+	defer func() { upstreamTLS = saved }()
+
+	for _, scheme := range []string{"http", "https"} {
+		t.Run(scheme, func(t *testing.T) {
+			var conns atomic.Int32
+			addr := rawOrigin(t, func(conn net.Conn) {
+				conns.Add(1)
+				if scheme == "https" {
+					conn = tls.Server(conn, originTLS)
+				}
+				br := bufio.NewReader(conn)
+				for {
+					first, err := readRequest(br)
+					if err != nil {
+						return
+					}
+					path := strings.Fields(first)[1]
+					fmt.Fprintf(conn, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(path), path)
+					if path == "/b" {
+						time.Sleep(200 * time.Millisecond)
+						_, _ = io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\npoison!")
+					}
+				}
+			})
+			h := newHarness(t, Options{}, nil)
+			c := h.client()
+			for _, path := range []string{"/a", "/b", "/c", "/d"} {
+				if path == "/c" {
+					time.Sleep(400 * time.Millisecond) // the extra response has arrived
+				}
+				status, body, err := h.get(c, scheme+"://"+addr+path)
+				if err != nil || status != 200 || body != path {
+					t.Fatalf("GET %s: %d %q %v", path, status, body, err)
+				}
+			}
+			// /a and /b share one connection, /c and /d another: pooling still works.
+			if n := conns.Load(); n != 2 {
+				t.Errorf("%d origin connections, want 2", n)
+			}
+		})
+	}
+}
+
+// TestPoolBounded: the idle pool keeps at most MaxIdleConns connections and as many origins,
+// closing the one idle longest, however many origins a crawler moves through.
+func TestPoolBounded(t *testing.T) {
+	h := newH1(nil, Options{MaxIdleConns: 4}.withDefaults(), &bufferPool{})
+	defer h.close()
+	var closed []string
+	for i := range 100 {
+		a, b := net.Pipe()
+		defer b.Close()
+		key := fmt.Sprintf("http://host%d:80", i)
+		c := &h1conn{Conn: &closeRecorder{Conn: a, onClose: func() { closed = append(closed, key) }}, key: key, br: bufio.NewReader(a)}
+		h.put(c)
+		h.mu.Lock()
+		n, hosts := h.nIdle, len(h.idle)
+		h.mu.Unlock()
+		if n > 4 || hosts > 4 {
+			t.Fatalf("after %d origins: %d idle connections for %d origins, want at most 4", i+1, n, hosts)
+		}
+	}
+	if len(closed) != 96 || closed[0] != "http://host0:80" || closed[95] != "http://host95:80" {
+		t.Errorf("closed %d, first %v: want the 96 idle longest, oldest first", len(closed), closed[:min(2, len(closed))])
+	}
+}
+
+type closeRecorder struct {
+	net.Conn
+	onClose func()
+}
+
+func (c *closeRecorder) Close() error { c.onClose(); return c.Conn.Close() }

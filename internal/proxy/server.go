@@ -52,6 +52,9 @@ type Options struct {
 	// fields; each 1xx too); a longer one fails the request with 502 and closes the connection.
 	// Default DefaultMaxResponseHeaderBytes (64 KiB).
 	MaxResponseHeaderBytes int
+	// MaxIdleConns bounds the idle origin connections kept for reuse, in all (at most 64 of them
+	// per origin); past it the one idle longest is closed. Default 256.
+	MaxIdleConns int
 }
 
 func (o Options) withDefaults() Options {
@@ -67,6 +70,9 @@ func (o Options) withDefaults() Options {
 	def(&o.ResponseHeaderTimeout, 60*time.Second)
 	if o.MaxHeaderBytes <= 0 {
 		o.MaxHeaderBytes = 64 << 10
+	}
+	if o.MaxIdleConns <= 0 {
+		o.MaxIdleConns = 256
 	}
 	if o.MaxResponseHeaderBytes <= 0 {
 		o.MaxResponseHeaderBytes = DefaultMaxResponseHeaderBytes
