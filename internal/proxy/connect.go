@@ -65,7 +65,7 @@ func (s *Server) checkConnect(host, port string) *Refusal {
 		return &Refusal{Status: http.StatusForbidden, Type: "http_request_denied", Reason: "connect_port",
 			Details: fmt.Sprintf("CONNECT to port %d is not allowed", p)}
 	}
-	if a, err := netip.ParseAddr(host); err == nil && !s.up.guard.Allowed(a) {
+	if a, err := netip.ParseAddr(host); err == nil && !s.up.guard.AllowedAddrPort(netip.AddrPortFrom(a, uint16(p))) {
 		return &Refusal{Status: http.StatusForbidden, Type: "destination_ip_prohibited", Reason: "destination",
 			Details: "destination address is in a range not allowed (--allow-cidr)"}
 	}

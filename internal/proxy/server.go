@@ -55,6 +55,9 @@ type Options struct {
 	// MaxIdleConns bounds the idle origin connections kept for reuse, in all (at most 64 of them
 	// per origin); past it the one idle longest is closed. Default 256.
 	MaxIdleConns int
+	// Resolver resolves origin names (see ResolverAt); nil is the system's. Whatever it answers,
+	// each address is checked by the guard as it is dialled.
+	Resolver *net.Resolver
 }
 
 func (o Options) withDefaults() Options {
