@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -12,6 +13,8 @@ import (
 	"slices"
 	"strconv"
 	"time"
+
+	"github.com/crawlpolite/crawlpolite/internal/policy"
 )
 
 // connect handles CONNECT authority: refused when the port is not allowed or the authority is an
@@ -35,23 +38,51 @@ func (s *Server) connect(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	s.metrics.outcome("intercepted")
-	sni := host
+	// The handshake runs here, under this handler's recover, rather than in the inner server.
 	tc := tls.Server(conn, &tls.Config{
 		MinVersion: tls.VersionTLS12,
 		NextProtos: []string{"h2", "http/1.1"},
 		GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
-			if hello.ServerName != "" {
-				return s.ca.Certificate(hello.ServerName)
+			if hello.ServerName == "" {
+				return s.ca.Certificate(host)
 			}
-			return s.ca.Certificate(sni)
+			if !sameHost(hello.ServerName, host) {
+				// The tunnel was admitted, and will be dialled, for host: a leaf for another name
+				// would let the client send that name's requests to host under host's politeness.
+				return nil, errSNIMismatch
+			}
+			return s.ca.Certificate(hello.ServerName)
 		},
 	})
+	ctx, cancel := context.WithTimeout(r.Context(), s.opts.TLSHandshakeTimeout)
+	err = tc.HandshakeContext(ctx)
+	cancel()
+	if err != nil {
+		_ = conn.Close()
+		if errors.Is(err, errSNIMismatch) {
+			s.metrics.outcome("sni_mismatch")
+			s.log.Info("tunnel refused", "host", r.Host, "reason", "sni_mismatch", "sni", cut(tc.ConnectionState().ServerName, 256))
+		} else {
+			s.log.Debug("client TLS handshake failed", "host", r.Host, "error", err.Error())
+		}
+		return
+	}
+	s.metrics.outcome("intercepted")
 	s.targets.Store(tc, r.Host)
 	if !s.intercept.push(tc) {
 		s.targets.Delete(tc)
 		_ = conn.Close()
 	}
+}
+
+var errSNIMismatch = errors.New("proxy: TLS server name is not the CONNECT host")
+
+// sameHost reports whether two authorities name the same host and port once normalised (case,
+// IDNA, trailing dot, default port 443).
+func sameHost(a, b string) bool {
+	ha, pa, erra := policy.Normalize(a, "https")
+	hb, pb, errb := policy.Normalize(b, "https")
+	return erra == nil && errb == nil && ha == hb && pa == pb
 }
 
 // checkConnect refuses ports outside the allowed list and address literals the guard refuses, before

@@ -209,3 +209,60 @@ type closeRecorder struct {
 }
 
 func (c *closeRecorder) Close() error { c.onClose(); return c.Conn.Close() }
+
+// TestTunnelServesItsHost: an intercepted CONNECT serves the host it was opened (and admitted)
+// for: a TLS server name for another host gets no certificate, a request for another host 421.
+func TestTunnelServesItsHost(t *testing.T) {
+	pol := &fakePolicy{admit: func(r *http.Request) error {
+		return &Refusal{Status: http.StatusTeapot, Type: "http_request_denied", Reason: "test", Details: "admitted"}
+	}}
+	h := newHarness(t, Options{}, pol)
+
+	if tc, err := h.connectTLS("a.test:443", "b.test"); err == nil {
+		tc.Close()
+		t.Fatal("TLS for b.test inside CONNECT a.test succeeded")
+	}
+	h.ca.mu.Lock()
+	_, minted := h.ca.leaves["b.test"]
+	h.ca.mu.Unlock()
+	if minted {
+		t.Error("a certificate for b.test was minted inside CONNECT a.test")
+	}
+
+	tc, err := h.connectTLS("a.test:443", "A.Test")
+	if err != nil {
+		t.Fatalf("TLS for a.test inside CONNECT a.test: %v", err)
+	}
+	defer tc.Close()
+	br := bufio.NewReader(tc)
+	for _, c := range []struct {
+		host   string
+		status int
+	}{
+		{"b.test", http.StatusMisdirectedRequest},
+		{"a.test:8443", http.StatusMisdirectedRequest},
+		{"a.test", http.StatusTeapot}, // reached the politeness: forwarded to a.test
+		{"A.TEST:443", http.StatusTeapot},
+	} {
+		if _, err := fmt.Fprintf(tc, "GET /x HTTP/1.1\r\nHost: %s\r\n\r\n", c.host); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("Host %s: %v", c.host, err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != c.status {
+			t.Errorf("Host %s: status %d, want %d", c.host, resp.StatusCode, c.status)
+		}
+	}
+	for _, u := range pol.admitted() {
+		if u != "https://a.test:443/x" {
+			t.Errorf("admitted %s: only a.test may be", u)
+		}
+	}
+	if n := len(pol.admitted()); n != 2 {
+		t.Errorf("%d requests admitted, want 2", n)
+	}
+}

@@ -1,10 +1,12 @@
 package proxy
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -41,6 +43,12 @@ func (f *fakePolicy) Admit(_ context.Context, r *http.Request) (Turn, error) {
 }
 
 func (f *fakePolicy) Tunnel(string) bool { return false }
+
+func (f *fakePolicy) admitted() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.seen...)
+}
 
 type fakeTurn struct{}
 
@@ -179,4 +187,36 @@ func readRequest(br interface{ ReadString(byte) (string, error) }) (string, erro
 			return first, nil
 		}
 	}
+}
+
+// connectTLS opens a CONNECT tunnel to authority through the proxy and starts TLS in it with
+// serverName, trusting the proxy's CA.
+func (h *harness) connectTLS(authority, serverName string) (*tls.Conn, error) {
+	conn, err := net.DialTimeout("tcp", h.url.Host, 5*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(conn, "CONNECT "+authority+" HTTP/1.1\r\nHost: "+authority+"\r\n\r\n"); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodConnect})
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	if resp.StatusCode != 200 {
+		conn.Close()
+		return nil, fmt.Errorf("CONNECT %s: %s", authority, resp.Status)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(h.ca.cert)
+	tc := tls.Client(conn, &tls.Config{ServerName: serverName, RootCAs: roots, NextProtos: []string{"http/1.1"}})
+	if err := tc.Handshake(); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return tc, nil
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode/utf8"
 )
 
 // Refusal is an answer the proxy makes itself instead of the origin's. It carries the status, the
@@ -110,4 +111,15 @@ func isTimeout(err error) bool {
 
 func badRequest(details string) *Refusal {
 	return &Refusal{Status: http.StatusBadRequest, Type: "http_request_error", Reason: "bad_request", Details: details}
+}
+
+// cut shortens s to at most n bytes, at a UTF-8 boundary, for logs.
+func cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }

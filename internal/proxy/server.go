@@ -168,6 +168,13 @@ func (s *Server) serveIntercepted(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, badRequest("intercepted connection without a CONNECT target"))
 		return
 	}
+	if r.Host != "" && !sameHost(r.Host, target) {
+		// The tunnel was opened (and its certificate minted) for target: a request for another
+		// host inside it would reach target under the other's name.
+		s.refuse(w, r, &Refusal{Status: http.StatusMisdirectedRequest, Type: "http_request_denied", Reason: "misdirected",
+			Details: "request host differs from the CONNECT host " + target})
+		return
+	}
 	r.URL.Scheme, r.URL.Host = "https", target
 	s.forward(w, r)
 }
