@@ -106,16 +106,16 @@ func (s *Server) checkConnect(host, port string) *Refusal {
 // hijack answers 200 to a CONNECT and takes its connection over. Bytes the client sent early (the
 // TLS ClientHello, pipelined after the CONNECT) stay readable through the returned conn.
 func (s *Server) hijack(w http.ResponseWriter, r *http.Request) (net.Conn, bool) {
-	hj, ok := w.(http.Hijacker)
-	if !ok {
+	conn, rw, err := http.NewResponseController(w).Hijack()
+	if errors.Is(err, http.ErrNotSupported) {
 		s.refuse(w, r, badRequest("CONNECT is supported over HTTP/1.1 only"))
 		return nil, false
 	}
-	conn, rw, err := hj.Hijack()
 	if err != nil {
 		s.log.Debug("hijack failed", "error", err.Error())
 		return nil, false
 	}
+	hijacked(w, conn)
 	_ = conn.SetDeadline(time.Time{}) // the server's header timeout no longer applies
 	if _, err := io.WriteString(conn, "HTTP/1.1 200 Connection established\r\nVia: "+via+"\r\n\r\n"); err != nil {
 		_ = conn.Close()
@@ -162,14 +162,22 @@ func (s *Server) tunnel(w http.ResponseWriter, r *http.Request) {
 	untrack := s.active.track(conn, up)
 	defer untrack()
 	stop := turn.AfterLost(func() { _ = conn.Close(); _ = up.Close() }) // a lost hold ends the tunnel
-	splice(conn, up)
+	s.splice(conn, up)
 	stop()
 }
 
+var errPanicked = errors.New("proxy: panic in a tunnel copier")
+
 // splice copies both ways until both sides end, or one fails, then closes both.
-func splice(a, b net.Conn) {
+func (s *Server) splice(a, b net.Conn) {
 	errc := make(chan error, 2)
 	cp := func(dst, src net.Conn) {
+		defer func() {
+			if v := recover(); v != nil {
+				s.RecordPanic("tunnel", v)
+				errc <- errPanicked
+			}
+		}()
 		_, err := io.Copy(dst, src)
 		if tc, ok := dst.(interface{ CloseWrite() error }); ok && err == nil {
 			_ = tc.CloseWrite() // half-close: let the other direction finish

@@ -107,6 +107,10 @@ type Server struct {
 	// waits for a turn, upgraded connections and tunnels that http.Server no longer tracks.
 	base       context.Context
 	cancelBase context.CancelFunc
+
+	// Recovered, when set (before Serve), is called with every panic the proxy recovers: where
+	// ("handler", "intercepted", "tunnel", or what RecordPanic was given) and the value.
+	Recovered func(where string, v any)
 }
 
 // New returns a proxy reaching origins through up. ca may be nil: every CONNECT is then a blind
@@ -152,6 +156,9 @@ func (s *Server) Serve(l net.Listener) error {
 
 // ServeHTTP serves one request to the proxy: CONNECT, or an absolute URI.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rw := &recoverWriter{ResponseWriter: w}
+	defer s.recoverRequest("handler", rw)
+	w = rw
 	switch {
 	case r.Method == http.MethodConnect:
 		s.connect(w, r)
@@ -163,6 +170,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) serveIntercepted(w http.ResponseWriter, r *http.Request) {
+	rw := &recoverWriter{ResponseWriter: w}
+	defer s.recoverRequest("intercepted", rw)
+	w = rw
 	target, _ := r.Context().Value(targetKey{}).(string)
 	if target == "" { // cannot happen: every intercepted connection is registered
 		s.refuse(w, r, badRequest("intercepted connection without a CONNECT target"))
