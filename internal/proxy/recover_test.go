@@ -2,10 +2,12 @@ package proxy
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -107,4 +109,30 @@ func hasLabel(m *dto.Metric, name, value string) bool {
 		}
 	}
 	return false
+}
+
+// TestRefusalLogs: a refusal's log line names the host and the path (cut to 256 bytes), never the
+// query, in plain requests and inside intercepted HTTPS; nor does the error of a failed round trip.
+func TestRefusalLogs(t *testing.T) {
+	pol := &fakePolicy{admit: func(r *http.Request) error {
+		return &Refusal{Status: http.StatusForbidden, Type: "http_request_denied", Reason: "robots", Details: "disallowed",
+			Err: &url.Error{Op: "Get", URL: r.URL.String(), Err: errors.New("refused by test")}}
+	}}
+	h := newHarness(t, Options{}, pol)
+	c := h.client()
+	long := "/" + strings.Repeat("p", 1000)
+	for _, u := range []string{"http://a.test" + long + "?access_token=SECRET1", "https://a.test/x?X-Amz-Signature=SECRET2"} {
+		if status, _, err := h.get(c, u); err != nil || status != http.StatusForbidden {
+			t.Fatalf("%s: %d %v", u, status, err)
+		}
+	}
+	logs := h.logs.String()
+	if strings.Contains(logs, "SECRET") || strings.Contains(logs, "access_token") {
+		t.Errorf("a query reached the logs:\n%s", logs)
+	}
+	for _, want := range []string{`"host":"a.test"`, `"path":"/` + strings.Repeat("p", 255) + `"`, `"host":"a.test:443","path":"/x"`, `"error":"refused by test"`} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("logs lack %s:\n%s", want, logs)
+		}
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"syscall"
@@ -122,4 +123,16 @@ func cut(s string, n int) string {
 		n--
 	}
 	return s[:n]
+}
+
+// maxLoggedPath is how much of a request's path a log line shows.
+const maxLoggedPath = 256
+
+// logError is err's text for a log line, without the URL (and its query) a *url.Error names.
+func logError(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	return cut(err.Error(), 512)
 }

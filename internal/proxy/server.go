@@ -206,10 +206,15 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, err error) {
 		return
 	}
 	s.metrics.outcome(ref.Reason)
-	attrs := []any{"method", r.Method, "url", r.URL.Redacted(), "status", ref.Status, "reason", ref.Reason,
-		"details", ref.Details}
+	host := r.URL.Host
+	if host == "" {
+		host = r.Host
+	}
+	// Host and path only: queries carry tokens and signatures (decrypted HTTPS included).
+	attrs := []any{"method", r.Method, "host", cut(host, 256), "path", cut(r.URL.Path, maxLoggedPath),
+		"status", ref.Status, "reason", ref.Reason, "details", ref.Details}
 	if ref.Err != nil {
-		attrs = append(attrs, "error", ref.Err.Error())
+		attrs = append(attrs, "error", logError(ref.Err))
 	}
 	s.log.Info("request refused", attrs...)
 	ref.write(w)
