@@ -2,6 +2,7 @@ package policy
 
 import (
 	"errors"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -99,6 +100,14 @@ func TestNormalize(t *testing.T) {
 		{"[2001:DB8::1]", "https", "[2001:db8::1]", ""},
 		{"127.0.0.1:443", "https", "127.0.0.1", ""},
 		{"Bücher.example", "https", "xn--bcher-kva.example", ""},
+		// IPv4-mapped IPv6 is the IPv4 address: one host, one key (issue 10 item 11)
+		{"[::ffff:1.2.3.4]", "http", "1.2.3.4", ""},
+		{"[::FFFF:1.2.3.4]:8080", "http", "1.2.3.4", "8080"},
+		{"[::ffff:102:304]:443", "https", "1.2.3.4", ""},
+		{"::1", "http", "[::1]", ""},
+		{"example.com:0080", "http", "example.com", ""},
+		{"example.com:08443", "https", "example.com", "8443"},
+		{"example.com:", "http", "example.com", ""},
 	}
 	for _, c := range cases {
 		h, p, err := Normalize(c.in, c.scheme)
@@ -106,13 +115,35 @@ func TestNormalize(t *testing.T) {
 			t.Errorf("Normalize(%q) = %q %q %v, want %q %q", c.in, h, p, err, c.host, c.port)
 		}
 	}
-	for _, bad := range []string{"exa mple.com", "example.com:0", "example.com:99999", ""} {
+	for _, bad := range []string{"exa mple.com", "example.com:0", "example.com:99999", "",
+		"[fe80::1%eth0]", "[fe80::1%25eth0]:80", "fe80::1%eth0", // zones
+		"a..example", ".example.com", "example.com..", // empty labels
+		"\xffexample.com", "b\xc3\x28.com", // invalid UTF-8
+		"[example.com]", "[1.2.3.4]", "[::1", "::1]", "[[::1]]", // brackets only around IPv6
+		strings.Repeat("a", 64) + ".com", strings.Repeat("abcdefghi.", 26) + "com", // DNS lengths
+		"example.com:+80", "example.com:-1", "%41.com",
+	} {
 		if _, _, err := Normalize(bad, "http"); err == nil {
 			t.Errorf("Normalize(%q) accepted", bad)
 		}
 	}
 	if k := Key("[::1]", "8080"); k != "[::1]:8080" {
 		t.Errorf("Key = %q", k)
+	}
+	// What the robots URL and the semaphore key are made of parses back to the same host.
+	for _, in := range []string{"[::ffff:1.2.3.4]", "[::ffff:1.2.3.4]:8080", "[2001:db8::1]:8443", "[::1]"} {
+		h, p, err := Normalize(in, "https")
+		if err != nil {
+			t.Fatalf("Normalize(%q): %v", in, err)
+		}
+		u, err := url.Parse("https://" + Key(h, p) + "/robots.txt")
+		if err != nil {
+			t.Errorf("%s: robots URL does not parse: %v", in, err)
+			continue
+		}
+		if h2, p2, err := Normalize(u.Host, "https"); err != nil || h2 != h || p2 != p {
+			t.Errorf("%s: URL host %q normalises to %q %q %v, want %q %q", in, u.Host, h2, p2, err, h, p)
+		}
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -12,6 +13,8 @@ import (
 	"slices"
 	"strconv"
 	"time"
+
+	"github.com/crawlpolite/crawlpolite/internal/policy"
 )
 
 // connect handles CONNECT authority: refused when the port is not allowed or the authority is an
@@ -35,23 +38,51 @@ func (s *Server) connect(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	s.metrics.outcome("intercepted")
-	sni := host
+	// The handshake runs here, under this handler's recover, rather than in the inner server.
 	tc := tls.Server(conn, &tls.Config{
 		MinVersion: tls.VersionTLS12,
 		NextProtos: []string{"h2", "http/1.1"},
 		GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
-			if hello.ServerName != "" {
-				return s.ca.Certificate(hello.ServerName)
+			if hello.ServerName == "" {
+				return s.ca.Certificate(host)
 			}
-			return s.ca.Certificate(sni)
+			if !sameHost(hello.ServerName, host) {
+				// The tunnel was admitted, and will be dialled, for host: a leaf for another name
+				// would let the client send that name's requests to host under host's politeness.
+				return nil, errSNIMismatch
+			}
+			return s.ca.Certificate(hello.ServerName)
 		},
 	})
+	ctx, cancel := context.WithTimeout(r.Context(), s.opts.TLSHandshakeTimeout)
+	err = tc.HandshakeContext(ctx)
+	cancel()
+	if err != nil {
+		_ = conn.Close()
+		if errors.Is(err, errSNIMismatch) {
+			s.metrics.outcome("sni_mismatch")
+			s.log.Info("tunnel refused", "host", r.Host, "reason", "sni_mismatch", "sni", cut(tc.ConnectionState().ServerName, 256))
+		} else {
+			s.log.Debug("client TLS handshake failed", "host", r.Host, "error", err.Error())
+		}
+		return
+	}
+	s.metrics.outcome("intercepted")
 	s.targets.Store(tc, r.Host)
 	if !s.intercept.push(tc) {
 		s.targets.Delete(tc)
 		_ = conn.Close()
 	}
+}
+
+var errSNIMismatch = errors.New("proxy: TLS server name is not the CONNECT host")
+
+// sameHost reports whether two authorities name the same host and port once normalised (case,
+// IDNA, trailing dot, default port 443).
+func sameHost(a, b string) bool {
+	ha, pa, erra := policy.Normalize(a, "https")
+	hb, pb, errb := policy.Normalize(b, "https")
+	return erra == nil && errb == nil && ha == hb && pa == pb
 }
 
 // checkConnect refuses ports outside the allowed list and address literals the guard refuses, before
@@ -65,7 +96,7 @@ func (s *Server) checkConnect(host, port string) *Refusal {
 		return &Refusal{Status: http.StatusForbidden, Type: "http_request_denied", Reason: "connect_port",
 			Details: fmt.Sprintf("CONNECT to port %d is not allowed", p)}
 	}
-	if a, err := netip.ParseAddr(host); err == nil && !s.up.guard.Allowed(a) {
+	if a, err := netip.ParseAddr(host); err == nil && !s.up.guard.AllowedAddrPort(netip.AddrPortFrom(a, uint16(p))) {
 		return &Refusal{Status: http.StatusForbidden, Type: "destination_ip_prohibited", Reason: "destination",
 			Details: "destination address is in a range not allowed (--allow-cidr)"}
 	}
@@ -75,16 +106,16 @@ func (s *Server) checkConnect(host, port string) *Refusal {
 // hijack answers 200 to a CONNECT and takes its connection over. Bytes the client sent early (the
 // TLS ClientHello, pipelined after the CONNECT) stay readable through the returned conn.
 func (s *Server) hijack(w http.ResponseWriter, r *http.Request) (net.Conn, bool) {
-	hj, ok := w.(http.Hijacker)
-	if !ok {
+	conn, rw, err := http.NewResponseController(w).Hijack()
+	if errors.Is(err, http.ErrNotSupported) {
 		s.refuse(w, r, badRequest("CONNECT is supported over HTTP/1.1 only"))
 		return nil, false
 	}
-	conn, rw, err := hj.Hijack()
 	if err != nil {
 		s.log.Debug("hijack failed", "error", err.Error())
 		return nil, false
 	}
+	hijacked(w, conn)
 	_ = conn.SetDeadline(time.Time{}) // the server's header timeout no longer applies
 	if _, err := io.WriteString(conn, "HTTP/1.1 200 Connection established\r\nVia: "+via+"\r\n\r\n"); err != nil {
 		_ = conn.Close()
@@ -131,14 +162,22 @@ func (s *Server) tunnel(w http.ResponseWriter, r *http.Request) {
 	untrack := s.active.track(conn, up)
 	defer untrack()
 	stop := turn.AfterLost(func() { _ = conn.Close(); _ = up.Close() }) // a lost hold ends the tunnel
-	splice(conn, up)
+	s.splice(conn, up)
 	stop()
 }
 
+var errPanicked = errors.New("proxy: panic in a tunnel copier")
+
 // splice copies both ways until both sides end, or one fails, then closes both.
-func splice(a, b net.Conn) {
+func (s *Server) splice(a, b net.Conn) {
 	errc := make(chan error, 2)
 	cp := func(dst, src net.Conn) {
+		defer func() {
+			if v := recover(); v != nil {
+				s.RecordPanic("tunnel", v)
+				errc <- errPanicked
+			}
+		}()
 		_, err := io.Copy(dst, src)
 		if tc, ok := dst.(interface{ CloseWrite() error }); ok && err == nil {
 			_ = tc.CloseWrite() // half-close: let the other direction finish

@@ -10,6 +10,16 @@
 // untrusted links; checking the resolved address when dialling, not the name before, defeats DNS
 // rebinding.
 //
+// Origins are hostile (design.md, threat model), so what they send is bounded and checked: a
+// response head takes at most Options.MaxResponseHeaderBytes, at most five 1xx precede the final
+// response, status codes outside 100-999 and unsolicited 101s fail the request (head.go); an idle
+// connection is reused only when the origin has sent nothing since and not closed it
+// (idlecheck.go), and the pool is bounded; NAT64, 6to4 and the other IPv6 forms of IPv4 are judged
+// by the IPv4 address or refused, and the sidecar's own ports are refused on every local address
+// (guard.go); an intercepted tunnel serves only its CONNECT host, by SNI and by Host; every handler
+// recovers panics into a 502, one log line and crawlpolite_panics_total (recover.go). Logs name
+// hosts and paths, never queries.
+//
 // It does not know Redis, robots.txt or the semaphore: politeness reaches it through an interface
 // that internal/throttle implements.
 package proxy

@@ -26,6 +26,7 @@ type h1 struct {
 	headerTimeout time.Duration // from the request written to the response head read
 	tlsTimeout    time.Duration
 	idleTimeout   time.Duration
+	maxHead       int // bytes of one response head
 	maxIdle       int // in all
 	maxIdlePer    int // per origin
 	buffers       *bufferPool
@@ -38,14 +39,15 @@ type h1 struct {
 
 type h1conn struct {
 	net.Conn
-	key  string // the pool's: scheme://host:port as requested
+	key  string      // the pool's: scheme://host:port as requested
+	src  *headReader // under br: bounds the response heads
 	br   *bufio.Reader
 	bw   *bufio.Writer
 	used time.Time // put back in the pool
 }
 
 func newH1(dial func(context.Context, string) (net.Conn, error), o Options, buffers *bufferPool) *h1 {
-	h := &h1{dial: dial, headerTimeout: o.ResponseHeaderTimeout, tlsTimeout: o.TLSHandshakeTimeout, idleTimeout: o.IdleTimeout, maxIdle: 1024, maxIdlePer: 64,
+	h := &h1{dial: dial, headerTimeout: o.ResponseHeaderTimeout, tlsTimeout: o.TLSHandshakeTimeout, idleTimeout: o.IdleTimeout, maxHead: o.MaxResponseHeaderBytes, maxIdle: o.MaxIdleConns, maxIdlePer: min(64, o.MaxIdleConns),
 		buffers: buffers, idle: map[string][]*h1conn{}, quit: make(chan struct{})}
 	go h.reap()
 	return h
@@ -108,6 +110,13 @@ func (h *h1) serve(w http.ResponseWriter, r *http.Request, up context.Context, w
 		if err := ctx.Err(); err != nil { // the client left: send nothing
 			h.put(c)
 			return err
+		}
+		if reused && !c.reusable() { // the origin sent more, or closed it: nothing sent yet, so any request may go
+			_ = c.Close()
+			if c, err = h.dialConn(up, key, tlsOn, addr, name); err != nil {
+				return err
+			}
+			reused = false
 		}
 		resp, rerr := h.roundTrip(up, c, out, reused, w)
 		if errors.Is(rerr, errNoResponse) && idempotent && !retried {
@@ -188,20 +197,18 @@ func (h *h1) roundTrip(ctx context.Context, c *h1conn, out *http.Request, reused
 		}
 		return fail(err)
 	}
-	for {
-		resp, err := http.ReadResponse(c.br, out)
-		if err != nil {
-			return fail(err)
-		}
-		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
-			_ = c.SetDeadline(time.Time{}) // the body streams as long as the turn's context allows
-			resp.Body = &watched{ReadCloser: resp.Body, stop: stop}
-			return resp, nil
-		}
-		copyHeader(w.Header(), resp.Header)
-		w.WriteHeader(resp.StatusCode)
+	resp, err := readHead(c.src, c.br, out, h.maxHead, func(info *http.Response) {
+		removeHopByHop(info.Header)
+		copyHeader(w.Header(), info.Header)
+		w.WriteHeader(info.StatusCode)
 		clear(w.Header())
+	})
+	if err != nil {
+		return fail(err)
 	}
+	_ = c.SetDeadline(time.Time{}) // the body streams as long as the turn's context allows
+	resp.Body = &watched{ReadCloser: resp.Body, stop: stop}
+	return resp, nil
 }
 
 // watched unregisters the cancellation hook when the body is closed.
@@ -332,7 +339,8 @@ func (h *h1) dialConn(ctx context.Context, key string, tlsOn bool, addr, serverN
 		}
 		conn = tc
 	}
-	return &h1conn{Conn: conn, key: key, br: bufio.NewReaderSize(conn, 4<<10), bw: bufio.NewWriterSize(conn, 4<<10)}, nil
+	src := &headReader{r: conn, left: -1}
+	return &h1conn{Conn: conn, key: key, src: src, br: bufio.NewReaderSize(src, 4<<10), bw: bufio.NewWriterSize(conn, 4<<10)}, nil
 }
 
 func (h *h1) put(c *h1conn) {
@@ -350,11 +358,31 @@ func (h *h1) put(c *h1conn) {
 		return
 	default:
 	}
-	if h.nIdle >= h.maxIdle || len(h.idle[key]) >= h.maxIdlePer {
+	if len(h.idle[key]) >= h.maxIdlePer {
 		_ = c.Close()
 		return
 	}
+	if h.nIdle >= h.maxIdle {
+		h.evictOldest()
+	}
 	h.setIdle(key, append(h.idle[key], c))
+}
+
+// evictOldest closes the connection idle for longest, of any origin: a crawler moving on through
+// many hosts keeps its pool for the hosts it visits now. Called with mu held; O(hosts), which
+// maxIdle bounds.
+func (h *h1) evictOldest() {
+	var oldest string
+	var at time.Time
+	for key, list := range h.idle {
+		if u := list[0].used; oldest == "" || u.Before(at) {
+			oldest, at = key, u
+		}
+	}
+	if list := h.idle[oldest]; len(list) > 0 {
+		_ = list[0].Close()
+		h.setIdle(oldest, list[1:])
+	}
 }
 
 // setIdle replaces key's idle list, keeping the count. Called with mu held.

@@ -6,6 +6,7 @@ import "github.com/prometheus/client_golang/prometheus"
 type metrics struct {
 	requests *prometheus.CounterVec
 	inFlight prometheus.Gauge
+	panics   *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -18,8 +19,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "crawlpolite_proxy_in_flight",
 			Help: "Requests and tunnels holding a turn and talking to their origin now.",
 		}),
+		panics: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "crawlpolite_panics_total",
+			Help: "Panics recovered, by where: handler, intercepted, tunnel, or what the sidecar reported (Server.RecordPanic). The request failed; the process went on.",
+		}, []string{"where"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.inFlight} {
+	for _, c := range []prometheus.Collector{m.requests, m.inFlight, m.panics} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

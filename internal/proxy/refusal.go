@@ -8,10 +8,12 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+	"unicode/utf8"
 )
 
 // Refusal is an answer the proxy makes itself instead of the origin's. It carries the status, the
@@ -110,4 +112,27 @@ func isTimeout(err error) bool {
 
 func badRequest(details string) *Refusal {
 	return &Refusal{Status: http.StatusBadRequest, Type: "http_request_error", Reason: "bad_request", Details: details}
+}
+
+// cut shortens s to at most n bytes, at a UTF-8 boundary, for logs.
+func cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+// maxLoggedPath is how much of a request's path a log line shows.
+const maxLoggedPath = 256
+
+// logError is err's text for a log line, without the URL (and its query) a *url.Error names.
+func logError(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	return cut(err.Error(), 512)
 }

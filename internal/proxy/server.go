@@ -48,6 +48,16 @@ type Options struct {
 	DialTimeout           time.Duration // to the origin; default 10s
 	TLSHandshakeTimeout   time.Duration // with the origin; default 10s
 	ResponseHeaderTimeout time.Duration // origin's response head after the request was sent; default 60s
+	// MaxResponseHeaderBytes bounds each response head an origin sends (status line and header
+	// fields; each 1xx too); a longer one fails the request with 502 and closes the connection.
+	// Default DefaultMaxResponseHeaderBytes (64 KiB).
+	MaxResponseHeaderBytes int
+	// MaxIdleConns bounds the idle origin connections kept for reuse, in all (at most 64 of them
+	// per origin); past it the one idle longest is closed. Default 256.
+	MaxIdleConns int
+	// Resolver resolves origin names (see ResolverAt); nil is the system's. Whatever it answers,
+	// each address is checked by the guard as it is dialled.
+	Resolver *net.Resolver
 }
 
 func (o Options) withDefaults() Options {
@@ -63,6 +73,12 @@ func (o Options) withDefaults() Options {
 	def(&o.ResponseHeaderTimeout, 60*time.Second)
 	if o.MaxHeaderBytes <= 0 {
 		o.MaxHeaderBytes = 64 << 10
+	}
+	if o.MaxIdleConns <= 0 {
+		o.MaxIdleConns = 256
+	}
+	if o.MaxResponseHeaderBytes <= 0 {
+		o.MaxResponseHeaderBytes = DefaultMaxResponseHeaderBytes
 	}
 	if len(o.ConnectPorts) == 0 {
 		o.ConnectPorts = []int{443, 8443}
@@ -91,6 +107,10 @@ type Server struct {
 	// waits for a turn, upgraded connections and tunnels that http.Server no longer tracks.
 	base       context.Context
 	cancelBase context.CancelFunc
+
+	// Recovered, when set (before Serve), is called with every panic the proxy recovers: where
+	// ("handler", "intercepted", "tunnel", or what RecordPanic was given) and the value.
+	Recovered func(where string, v any)
 }
 
 // New returns a proxy reaching origins through up. ca may be nil: every CONNECT is then a blind
@@ -136,6 +156,9 @@ func (s *Server) Serve(l net.Listener) error {
 
 // ServeHTTP serves one request to the proxy: CONNECT, or an absolute URI.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rw := &recoverWriter{ResponseWriter: w}
+	defer s.recoverRequest("handler", rw)
+	w = rw
 	switch {
 	case r.Method == http.MethodConnect:
 		s.connect(w, r)
@@ -147,9 +170,19 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) serveIntercepted(w http.ResponseWriter, r *http.Request) {
+	rw := &recoverWriter{ResponseWriter: w}
+	defer s.recoverRequest("intercepted", rw)
+	w = rw
 	target, _ := r.Context().Value(targetKey{}).(string)
 	if target == "" { // cannot happen: every intercepted connection is registered
 		s.refuse(w, r, badRequest("intercepted connection without a CONNECT target"))
+		return
+	}
+	if r.Host != "" && !sameHost(r.Host, target) {
+		// The tunnel was opened (and its certificate minted) for target: a request for another
+		// host inside it would reach target under the other's name.
+		s.refuse(w, r, &Refusal{Status: http.StatusMisdirectedRequest, Type: "http_request_denied", Reason: "misdirected",
+			Details: "request host differs from the CONNECT host " + target})
 		return
 	}
 	r.URL.Scheme, r.URL.Host = "https", target
@@ -173,10 +206,15 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, err error) {
 		return
 	}
 	s.metrics.outcome(ref.Reason)
-	attrs := []any{"method", r.Method, "url", r.URL.Redacted(), "status", ref.Status, "reason", ref.Reason,
-		"details", ref.Details}
+	host := r.URL.Host
+	if host == "" {
+		host = r.Host
+	}
+	// Host and path only: queries carry tokens and signatures (decrypted HTTPS included).
+	attrs := []any{"method", r.Method, "host", cut(host, 256), "path", cut(r.URL.Path, maxLoggedPath),
+		"status", ref.Status, "reason", ref.Reason, "details", ref.Details}
 	if ref.Err != nil {
-		attrs = append(attrs, "error", ref.Err.Error())
+		attrs = append(attrs, "error", logError(ref.Err))
 	}
 	s.log.Info("request refused", attrs...)
 	ref.write(w)

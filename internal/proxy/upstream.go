@@ -20,19 +20,30 @@ type Upstream struct {
 // NewUpstream returns the upstream for opts' timeouts, dialling only what guard allows.
 func NewUpstream(opts Options, guard *Guard) *Upstream {
 	opts = opts.withDefaults()
-	d := guard.Dialer(net.Dialer{Timeout: opts.DialTimeout, KeepAlive: 30 * time.Second})
+	d := guard.Dialer(net.Dialer{Timeout: opts.DialTimeout, KeepAlive: 30 * time.Second, Resolver: opts.Resolver})
 	return &Upstream{guard: guard, dialer: d, transport: &http.Transport{
-		Proxy:                 nil, // never chain to the pod's own HTTP(S)_PROXY: that is us
-		DialContext:           d.DialContext,
-		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          1024,
-		MaxIdleConnsPerHost:   64,
-		IdleConnTimeout:       opts.IdleTimeout,
-		TLSHandshakeTimeout:   opts.TLSHandshakeTimeout,
-		ResponseHeaderTimeout: opts.ResponseHeaderTimeout,
-		ExpectContinueTimeout: time.Second,
-		DisableCompression:    true, // a proxy passes Content-Encoding through untouched
-		TLSClientConfig:       upstreamTLS.Clone(),
+		Proxy:                  nil, // never chain to the pod's own HTTP(S)_PROXY: that is us
+		DialContext:            d.DialContext,
+		ForceAttemptHTTP2:      true,
+		MaxIdleConns:           1024,
+		MaxIdleConnsPerHost:    64,
+		IdleConnTimeout:        opts.IdleTimeout,
+		TLSHandshakeTimeout:    opts.TLSHandshakeTimeout,
+		ResponseHeaderTimeout:  opts.ResponseHeaderTimeout,
+		MaxResponseHeaderBytes: int64(opts.MaxResponseHeaderBytes),
+		ExpectContinueTimeout:  time.Second,
+		DisableCompression:     true, // a proxy passes Content-Encoding through untouched
+		TLSClientConfig:        upstreamTLS.Clone(),
+	}}
+}
+
+// ResolverAt returns a resolver that asks the DNS server at addr (host:port) over UDP and TCP, for
+// Options.Resolver (the sidecar's --resolver). What it answers is still checked by the guard when
+// dialled: DNS answers are hostile.
+func ResolverAt(addr string) *net.Resolver {
+	var d net.Dialer
+	return &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return d.DialContext(ctx, network, addr)
 	}}
 }
 
