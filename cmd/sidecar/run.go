@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -45,6 +44,17 @@ func run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	// Listen first: the guard must know the ports to refuse (a crawled link to the sidecar itself).
+	ln, err := net.Listen("tcp", o.Listen)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	adminLn, err := net.Listen("tcp", o.AdminListen)
+	if err != nil {
+		return err
+	}
+	defer adminLn.Close()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
@@ -61,12 +71,19 @@ func run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	if err := guard.DenySelf(listenPort(ln), listenPort(adminLn)); err != nil {
+		return err
+	}
 	ports, anyPort, _ := o.connectPorts()
 	popts := proxy.Options{ConnectPorts: ports, AnyConnectPort: anyPort, ReadHeaderTimeout: o.HeaderTimeout}
+	if o.Resolver != "" {
+		popts.Resolver = proxy.ResolverAt(o.Resolver)
+	}
 	up := proxy.NewUpstream(popts, guard)
+	var srv *proxy.Server // set below, before anything is served
 	fetcher := &robots.Fetcher{Client: up.Client(), UserAgent: o.UserAgent}
 	cache := robots.NewCache(fetcher, robots.CacheOptions{Redis: newRobotsRedis(rdb), MaxBytes: robotsBytes,
-		OnPanic: func(v any) { log.Error("recovered a panic in a robots.txt lookup", "panic", fmt.Sprint(v)) }})
+		OnPanic: func(v any) { srv.RecordPanic("robots", v) }})
 	thr, err := throttle.New(sem, fallback, cache, pol, log, reg)
 	if err != nil {
 		return err
@@ -84,23 +101,11 @@ func run(ctx context.Context, o Options) error {
 			return err
 		}
 	}
-	srv, err := proxy.New(popts, thr, ca, up, log, reg)
-	if err != nil {
-		return err
-	}
-	ln, err := net.Listen("tcp", o.Listen)
-	if err != nil {
-		return err
-	}
-	adminLn, err := net.Listen("tcp", o.AdminListen)
-	if err != nil {
-		_ = ln.Close()
+	if srv, err = proxy.New(popts, thr, ca, up, log, reg); err != nil {
 		return err
 	}
 	token, err := writeQuitToken(o.CADir)
 	if err != nil {
-		_ = ln.Close()
-		_ = adminLn.Close()
 		return err
 	}
 	adm := newAdmin(reg, rdb, fallback != nil, thr, token)
@@ -176,6 +181,8 @@ func newSemaphores(rdb redis.UniversalClient, o Options) (sem, fallback *semapho
 	}
 	return sem, fallback, nil
 }
+
+func listenPort(ln net.Listener) int { return ln.Addr().(*net.TCPAddr).Port }
 
 // applyMemoryLimit sets the Go memory limit to 80% of --memory-limit (the container's, injected with a
 // resourceFieldRef), leaving room for what the runtime does not count, unless GOMEMLIMIT is set; it
