@@ -41,7 +41,7 @@ func plainBinary(t *testing.T) string {
 		plainBin = filepath.Join(dir, "crawlpolite-sidecar")
 		out, err := exec.Command("go", "build", "-o", plainBin, ".").CombinedOutput()
 		if err != nil {
-			plainErr = fmt.Errorf("%v\n%s", err, out)
+			plainErr = fmt.Errorf("%w\n%s", err, out)
 		}
 	})
 	if plainErr != nil {
