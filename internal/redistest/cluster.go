@@ -1,6 +1,7 @@
 package redistest
 
 import (
+	"context"
 	"fmt"
 	"os/exec"
 	"strings"
@@ -20,23 +21,36 @@ type Cluster struct {
 func StartCluster(t testing.TB, extra ...string) *Cluster {
 	t.Helper()
 	cli := lookBin(t, "redis-cli")
-	c := &Cluster{}
-	addrs := make([]string, 0, 6)
-	for range 6 {
-		s := Start(t, append([]string{"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-			"--cluster-node-timeout", "2000", "--repl-diskless-sync-delay", "0"}, extra...)...)
-		c.Nodes = append(c.Nodes, s)
-		addrs = append(addrs, s.Addr)
+	// `redis-cli --cluster create` waits for the nodes to join with no deadline of its own: on a
+	// loaded machine a join can stall, so it gets one, and one more try on fresh nodes.
+	var lastErr error
+	for range 2 {
+		c := &Cluster{}
+		addrs := make([]string, 0, 6)
+		for range 6 {
+			s := Start(t, append([]string{"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+				"--cluster-node-timeout", "2000", "--repl-diskless-sync-delay", "0"}, extra...)...)
+			c.Nodes = append(c.Nodes, s)
+			addrs = append(addrs, s.Addr)
+		}
+		args := append([]string{"--cluster", "create"}, addrs...)
+		args = append(args, "--cluster-replicas", "1", "--cluster-yes")
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		out, err := exec.CommandContext(ctx, cli, args...).CombinedOutput()
+		cancel()
+		if err == nil {
+			err = c.waitReady(30 * time.Second)
+		}
+		if err == nil {
+			return c
+		}
+		lastErr = fmt.Errorf("cluster create: %w\n%s", err, out)
+		for _, n := range c.Nodes {
+			n.Stop()
+		}
 	}
-	args := append([]string{"--cluster", "create"}, addrs...)
-	args = append(args, "--cluster-replicas", "1", "--cluster-yes")
-	if out, err := exec.Command(cli, args...).CombinedOutput(); err != nil {
-		t.Fatalf("redistest: cluster create: %v\n%s", err, out)
-	}
-	if err := c.waitReady(15 * time.Second); err != nil {
-		t.Fatalf("redistest: %v", err)
-	}
-	return c
+	t.Fatalf("redistest: %v", lastErr)
+	return nil
 }
 
 // Addrs returns every node's address, for a cluster client's seed list.
