@@ -16,6 +16,11 @@ CACHE=${CRAWLPOLITE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/crawlpolite}
 
 log() { echo "test-deps: $*" >&2; }
 
+# One install at a time: concurrent runs (parallel make targets, several checkouts) share the cache.
+mkdir -p "$CACHE"
+exec 9>"$CACHE/.lock"
+flock 9
+
 # has_version BINARY MODULE VERSION: true when BINARY exists and was built from MODULE at VERSION.
 has_version() {
   [ -x "$1" ] && go version -m "$1" 2>/dev/null | awk -v m="$2" -v v="$3" '$1=="dep"||$1=="mod"{ if ($2==m && $3==v) f=1 } END{ exit !f }'
