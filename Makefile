@@ -32,8 +32,9 @@ test: ## Install test dependencies, check generated files, then vet, lint, run e
 	    { git status --short -- api config; echo "generated files are out of date: run make generate and commit" >&2; exit 1; }; } && \
 	  $(GO) vet $(PKGS) && \
 	  golangci-lint run $(PKGS) && \
-	  $(GO) test -race -count=1 -timeout 30m $$($(GO) list $(PKGS) | grep -v '/cmd/sidecar$$') && \
+	  $(GO) test -race -count=1 -timeout 30m $$($(GO) list $(PKGS) | grep -v -e '/cmd/sidecar$$' -e '/e2e$$') && \
 	  $(GO) test -race -count=1 -timeout 10m ./cmd/sidecar/ && \
+	  $(GO) test -race -count=1 -timeout 10m ./e2e/ && \
 	  bash hack/fuzz.sh $(TEST_FUZZTIME)
 
 .PHONY: fuzz
@@ -59,9 +60,10 @@ generate: ## Regenerate the CRD and deepcopy code (controller-gen, installed at 
 	@env_lines=$$(bash $(DEPS) generate) && eval "$$env_lines" && $(GO) generate $(PKGS)
 
 .PHONY: e2e
-e2e: ## Run the end-to-end suite (real kube-apiserver, Redis and processes).
+e2e: ## Run the end-to-end suite, full form, and write its report and charts into E2E_REPORT_DIR (default e2e/report/).
 	@env_lines=$$(bash $(DEPS) all) && eval "$$env_lines" && \
-	  if [ -d e2e ]; then $(GO) test -race -count=1 ./e2e/...; else echo "e2e: no suite yet"; fi
+	  E2E_FULL=1 E2E_REPORT_DIR=$${E2E_REPORT_DIR:-$(CURDIR)/e2e/report} $(GO) test -count=1 -timeout 30m -v ./e2e/ && \
+	  echo "e2e: report in $${E2E_REPORT_DIR:-$(CURDIR)/e2e/report}/report.md"
 
 .PHONY: demo
 demo: ## Run the standalone demo (no Redis, no Kubernetes).
