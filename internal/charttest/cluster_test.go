@@ -1,0 +1,308 @@
+package charttest
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	admissionv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/crawlpolite/crawlpolite/internal/inject"
+	"github.com/crawlpolite/crawlpolite/internal/kubetest"
+	"github.com/crawlpolite/crawlpolite/internal/policy"
+)
+
+const namespace = "crawlpolite" // the README's `helm install ... -n crawlpolite`
+
+// TestChartOnAPIServer: one real kube-apiserver for the package. Every value set of the matrix, and
+// config/default and config/dev, render objects it accepts; then, with the default render applied
+// and the webhook binary running with the chart's Deployment arguments, a labelled pod comes back
+// injected.
+func TestChartOnAPIServer(t *testing.T) {
+	defaults := render(t, namespace, "defaults.yaml")
+	var mwc admissionv1.MutatingWebhookConfiguration
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(find(t, defaults, "MutatingWebhookConfiguration", release).Object, &mwc); err != nil {
+		t.Fatal(err)
+	}
+	env := &envtest.Environment{
+		// The chart's CRDs, and stand-ins for the Prometheus Operator's and cert-manager's (testdata/crds).
+		CRDDirectoryPaths: []string{filepath.Join(chartDir, "crds"), "testdata/crds"},
+		// The chart's own webhook configuration; envtest points it at a local URL with its own CA.
+		WebhookInstallOptions: envtest.WebhookInstallOptions{MutatingWebhooks: []*admissionv1.MutatingWebhookConfiguration{&mwc}},
+	}
+	cfg := kubetest.Start(t, env)
+	c := kubetest.Client(t, cfg)
+	kubetest.Namespaces(t, c, namespace, "crawlpolite-system", "crawl")
+
+	t.Run("matrix", func(t *testing.T) {
+		sets, _ := filepath.Glob("testdata/values/*.yaml")
+		for _, v := range sets {
+			t.Run(strings.TrimSuffix(filepath.Base(v), ".yaml"), func(t *testing.T) {
+				apply(t, c, render(t, namespace, filepath.Base(v)), client.DryRunAll)
+			})
+		}
+	})
+	t.Run("config", func(t *testing.T) {
+		for _, dir := range []string{"default", "dev"} {
+			apply(t, c, kustomize(t, "../../config/"+dir), client.DryRunAll)
+		}
+	})
+	t.Run("injection", func(t *testing.T) { testInjection(t, cfg, c, env, defaults) })
+}
+
+// apply applies objs server-side (CRDs are already installed, so they are always dry runs).
+func apply(t *testing.T, c client.Client, objs []*unstructured.Unstructured, opts ...client.PatchOption) {
+	t.Helper()
+	if len(objs) == 0 {
+		t.Fatal("nothing rendered")
+	}
+	for _, o := range objs {
+		o := o.DeepCopy()
+		po := append([]client.PatchOption{client.FieldOwner("charttest"), client.ForceOwnership}, opts...)
+		if o.GetKind() == "CustomResourceDefinition" {
+			po = append(po, client.DryRunAll)
+		}
+		if err := c.Patch(context.Background(), o, client.Apply, po...); err != nil { //nolint:staticcheck // unstructured apply
+			t.Errorf("apply %s %s/%s: %v", o.GetKind(), o.GetNamespace(), o.GetName(), err)
+		}
+	}
+}
+
+func testInjection(t *testing.T, cfg *rest.Config, c client.Client, env *envtest.Environment, objs []*unstructured.Unstructured) {
+	ctx := context.Background()
+	// What the chart installs, for real, but the webhook configuration (envtest's copy points at us)
+	// and the test hooks.
+	var real []*unstructured.Unstructured
+	for _, o := range objs {
+		if o.GetKind() != "MutatingWebhookConfiguration" && o.GetAnnotations()["helm.sh/hook"] == "" {
+			real = append(real, o)
+		}
+	}
+	apply(t, c, real)
+
+	_, webhook := built(t)
+	help, _ := exec.Command(webhook, "-h").CombinedOutput()
+	// The injector's Redis password and explicit sidecar command (the lead's change to internal/inject).
+	passwordSecret := strings.Contains(string(help), "redis-password-secret")
+
+	dep := find(t, objs, "Deployment", release+"-webhook")
+	ctr := field(t, dep, "spec", "template", "spec", "containers").([]any)[0].(map[string]any)
+	dir := sharedDir(t)
+	args := localArgs(t, ctr, dir, passwordSecret)
+	wio := env.WebhookInstallOptions
+	for _, f := range []string{"tls.crt", "tls.key"} { // envtest's are readable by us alone
+		b, err := os.ReadFile(filepath.Join(wio.LocalServingCertDir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	base, _, _ := unstructured.NestedString(find(t, objs, "ConfigMap", release+"-base-policy").Object, "data", "policy.yaml")
+	if err := os.WriteFile(filepath.Join(dir, "policy.yaml"), []byte(base), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	probes := freePort(t)
+	args = append(args, "--namespace="+namespace, "--kubeconfig="+kubeconfig(t, cfg, dir),
+		"--cert-mode=external", "--cert-dir="+dir, "--webhook-host="+wio.LocalServingHost, fmt.Sprintf("--webhook-port=%d", wio.LocalServingPort),
+		"--metrics-bind-address=0", fmt.Sprintf("--health-probe-bind-address=127.0.0.1:%d", probes))
+	p := start(t, webhook, args...)
+	p.waitHTTP(t, fmt.Sprintf("http://127.0.0.1:%d/readyz", probes))
+
+	labelled := func(name string) *corev1.Pod {
+		return &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "crawl", Name: name, Labels: map[string]string{inject.InjectLabel: "enabled"}},
+			Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "crawler:1"}}},
+		}
+	}
+	// What the chart's `helm test` hook asks for: a server-side dry run comes back with the sidecar.
+	dry := labelled("dry")
+	if err := c.Create(ctx, dry, client.DryRunAll); err != nil {
+		t.Fatalf("dry-run labelled pod: %v\n%s", err, p.output)
+	}
+	if sidecarOf(dry) == nil {
+		t.Errorf("dry-run labelled pod not injected: %+v", dry.Spec)
+	}
+
+	pod := labelled("crawler")
+	if err := c.Create(ctx, pod); err != nil {
+		t.Fatalf("labelled pod: %v\n%s", err, p.output)
+	}
+	sc := sidecarOf(pod)
+	if sc == nil {
+		t.Fatalf("labelled pod not injected: %+v\n%s", pod.Spec, p.output)
+	}
+	if want := field(t, dep, "spec", "template", "spec", "containers").([]any)[0].(map[string]any)["image"]; sc.Image != want {
+		t.Errorf("sidecar image %q, want the chart's %q", sc.Image, want)
+	}
+	if lim := sc.Resources.Limits; lim.Cpu().String() != "1" || lim.Memory().String() != "256Mi" {
+		t.Errorf("sidecar limits %v, want the chart's sidecar.resources", lim)
+	}
+	if got := envValue(*sc, "CRAWLPOLITE_REDIS"); got != "redis://crawlpolite-redis.crawlpolite.svc:6379" {
+		t.Errorf("sidecar CRAWLPOLITE_REDIS %q, want the bundled Redis", got)
+	}
+	if got := envValue(*sc, "CRAWLPOLITE_ON_REDIS_DOWN"); got != "fail" {
+		t.Errorf("sidecar CRAWLPOLITE_ON_REDIS_DOWN %q", got)
+	}
+	mounts := func(ct corev1.Container) []string {
+		var m []string
+		for _, v := range ct.VolumeMounts {
+			m = append(m, v.MountPath)
+		}
+		return m
+	}
+	if m := mounts(*sc); !slices.Contains(m, "/etc/crawlpolite/ca") || !slices.Contains(m, "/etc/crawlpolite/policy") {
+		t.Errorf("sidecar mounts %v", m)
+	}
+	app := pod.Spec.Containers[len(pod.Spec.Containers)-1]
+	if envValue(app, "HTTPS_PROXY") != fmt.Sprintf("http://127.0.0.1:%d", inject.ProxyPort) || !slices.Contains(mounts(app), "/etc/crawlpolite/ca") {
+		t.Errorf("app container env %v, mounts %v", app.Env, mounts(app))
+	}
+
+	// The chart's base policy (policy.defaults) reaches the namespace through the controller.
+	var got *policy.Policy
+	waitFor(t, "the policy ConfigMap in namespace crawl", p, func() bool {
+		var m corev1.ConfigMap
+		if c.Get(ctx, types.NamespacedName{Namespace: "crawl", Name: inject.PolicyConfigMap}, &m) != nil {
+			return false
+		}
+		var err error
+		got, err = policy.Parse([]byte(m.Data[inject.PolicyKey]))
+		return err == nil
+	})
+	if l := got.For("example.com", ""); l.MaxConcurrency != 2 || l.MinDelay != time.Second || !l.EnforceRobots {
+		t.Errorf("delivered defaults %+v, want the chart's (2, 1s, enforce)", l)
+	}
+
+	if !passwordSecret {
+		t.Skip("the webhook has no --redis-password-secret yet (internal/inject on main): secretKeyRef and command not checked")
+	}
+	if len(sc.Command) == 0 || sc.Command[0] != inject.SidecarBinary {
+		t.Errorf("sidecar command %v, want %s", sc.Command, inject.SidecarBinary)
+	}
+	var pw *corev1.EnvVar
+	for i, e := range sc.Env {
+		if e.Name == "CRAWLPOLITE_REDIS_PASSWORD" {
+			pw = &sc.Env[i]
+		}
+	}
+	if pw == nil || pw.Value != "" || pw.ValueFrom == nil || pw.ValueFrom.SecretKeyRef == nil ||
+		pw.ValueFrom.SecretKeyRef.Name != "crawlpolite-redis" || pw.ValueFrom.SecretKeyRef.Key != "password" {
+		t.Errorf("sidecar CRAWLPOLITE_REDIS_PASSWORD %+v, want a secretKeyRef to crawlpolite-redis/password", pw)
+	}
+	secret := find(t, objs, "Secret", release+"-redis-auth")
+	enc, _, _ := unstructured.NestedString(secret.Object, "data", "password")
+	password, err := base64.StdEncoding.DecodeString(enc)
+	if err != nil || len(password) < 16 {
+		t.Fatalf("bundled Redis password %q: %v", password, err)
+	}
+	var live corev1.Pod
+	if err := c.Get(ctx, client.ObjectKeyFromObject(pod), &live); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := runtime.Encode(unstructured.UnstructuredJSONScheme, mustUnstructured(t, &live)); strings.Contains(string(b), string(password)) {
+		t.Error("the Redis password is in the pod spec")
+	}
+	if strings.Contains(p.output.String(), string(password)) {
+		t.Error("the webhook logged the Redis password")
+	}
+	waitFor(t, "the Redis password Secret in namespace crawl", p, func() bool {
+		var s corev1.Secret
+		return c.Get(ctx, types.NamespacedName{Namespace: "crawl", Name: "crawlpolite-redis"}, &s) == nil && string(s.Data["password"]) == string(password)
+	})
+}
+
+// localArgs are the chart Deployment's manager arguments, minus those that only make sense in the
+// cluster (the test sets its own certificate mode and directory); the base policy is the rendered
+// ConfigMap's file, written where --base-policy can read it.
+func localArgs(t *testing.T, ctr map[string]any, dir string, passwordSecret bool) []string {
+	t.Helper()
+	var args []string
+	for _, a := range ctr["args"].([]any) {
+		s := a.(string)
+		switch {
+		case strings.HasPrefix(s, "--cert-mode="):
+		case strings.HasPrefix(s, "--redis-password-secret=") && !passwordSecret:
+		case strings.HasPrefix(s, "--base-policy="):
+			args = append(args, "--base-policy="+filepath.Join(dir, "policy.yaml"))
+		default:
+			args = append(args, s)
+		}
+	}
+	return args
+}
+
+func kubeconfig(t *testing.T, cfg *rest.Config, dir string) string {
+	t.Helper()
+	kc := clientcmdapi.NewConfig()
+	kc.Clusters["envtest"] = &clientcmdapi.Cluster{Server: cfg.Host, CertificateAuthorityData: cfg.CAData}
+	kc.AuthInfos["admin"] = &clientcmdapi.AuthInfo{ClientCertificateData: cfg.CertData, ClientKeyData: cfg.KeyData, Token: cfg.BearerToken}
+	kc.Contexts["envtest"] = &clientcmdapi.Context{Cluster: "envtest", AuthInfo: "admin"}
+	kc.CurrentContext = "envtest"
+	p := filepath.Join(dir, "kubeconfig")
+	if err := clientcmd.WriteToFile(*kc, p); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(p, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func sidecarOf(p *corev1.Pod) *corev1.Container {
+	for _, cs := range [][]corev1.Container{p.Spec.InitContainers, p.Spec.Containers} {
+		for i := range cs {
+			if cs[i].Name == inject.ContainerName {
+				return &cs[i]
+			}
+		}
+	}
+	return nil
+}
+
+func envValue(c corev1.Container, name string) string {
+	for _, e := range c.Env {
+		if e.Name == name {
+			return e.Value
+		}
+	}
+	return ""
+}
+
+func mustUnstructured(t *testing.T, o runtime.Object) *unstructured.Unstructured {
+	t.Helper()
+	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &unstructured.Unstructured{Object: m}
+}
+
+func waitFor(t *testing.T, what string, p *process, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s; webhook output:\n%s", what, p.output)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
