@@ -3,6 +3,7 @@ package charttest
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -10,9 +11,10 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"text/template"
 	"time"
 
-	admissionv1 "k8s.io/api/admissionregistration/v1"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -37,7 +39,7 @@ const namespace = "crawlpolite" // the README's `helm install ... -n crawlpolite
 // injected.
 func TestChartOnAPIServer(t *testing.T) {
 	defaults := render(t, namespace, "defaults.yaml")
-	var mwc admissionv1.MutatingWebhookConfiguration
+	var mwc admissionregistrationv1.MutatingWebhookConfiguration
 	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(find(t, defaults, "MutatingWebhookConfiguration", release).Object, &mwc); err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +47,7 @@ func TestChartOnAPIServer(t *testing.T) {
 		// The chart's CRDs, and stand-ins for the Prometheus Operator's and cert-manager's (testdata/crds).
 		CRDDirectoryPaths: []string{filepath.Join(chartDir, "crds"), "testdata/crds"},
 		// The chart's own webhook configuration; envtest points it at a local URL with its own CA.
-		WebhookInstallOptions: envtest.WebhookInstallOptions{MutatingWebhooks: []*admissionv1.MutatingWebhookConfiguration{&mwc}},
+		WebhookInstallOptions: envtest.WebhookInstallOptions{MutatingWebhooks: []*admissionregistrationv1.MutatingWebhookConfiguration{&mwc}},
 	}
 	cfg := kubetest.Start(t, env)
 	c := kubetest.Client(t, cfg)
@@ -67,7 +69,8 @@ func TestChartOnAPIServer(t *testing.T) {
 	t.Run("injection", func(t *testing.T) { testInjection(t, cfg, c, env, defaults) })
 }
 
-// apply applies objs server-side (CRDs are already installed, so they are always dry runs).
+// apply applies objs server-side (CRDs are already installed, so they are always dry runs; the
+// webhook configuration, installed by envtest, is only ever applied in a dry run).
 func apply(t *testing.T, c client.Client, objs []*unstructured.Unstructured, opts ...client.PatchOption) {
 	t.Helper()
 	if len(objs) == 0 {
@@ -76,8 +79,12 @@ func apply(t *testing.T, c client.Client, objs []*unstructured.Unstructured, opt
 	for _, o := range objs {
 		o := o.DeepCopy()
 		po := append([]client.PatchOption{client.FieldOwner("charttest"), client.ForceOwnership}, opts...)
-		if o.GetKind() == "CustomResourceDefinition" {
+		switch o.GetKind() {
+		case "CustomResourceDefinition":
 			po = append(po, client.DryRunAll)
+		case "MutatingWebhookConfiguration":
+			// Under another name: applied over envtest's copy (which has a url), it would have both.
+			o.SetName(o.GetName() + "-as-rendered")
 		}
 		if err := c.Patch(context.Background(), o, client.Apply, po...); err != nil { //nolint:staticcheck // unstructured apply
 			t.Errorf("apply %s %s/%s: %v", o.GetKind(), o.GetNamespace(), o.GetName(), err)
@@ -140,6 +147,20 @@ func testInjection(t *testing.T, cfg *rest.Config, c client.Client, env *envtest
 	}
 	if sidecarOf(dry) == nil {
 		t.Errorf("dry-run labelled pod not injected: %+v", dry.Spec)
+	}
+	// The hook's own check (kubectl's go-template with missing keys an error) passes on that answer
+	// and fails on a pod without the sidecar.
+	plain := labelled("plain")
+	plain.Labels = nil
+	if err := c.Create(ctx, plain, client.DryRunAll); err != nil {
+		t.Fatal(err)
+	}
+	check := hookTemplate(t, find(t, objs, "Pod", release+"-test"))
+	if out, err := check(dry); err != nil || out != "sidecar crawlpolite-proxy injected\n" {
+		t.Errorf("helm test template on an injected pod: %q, %v", out, err)
+	}
+	if out, err := check(plain); err == nil || !strings.Contains(err.Error(), "noSidecarInjected") {
+		t.Errorf("helm test template on a pod without the sidecar: %q, %v; want an error", out, err)
 	}
 
 	pod := labelled("crawler")
@@ -265,6 +286,35 @@ func kubeconfig(t *testing.T, cfg *rest.Config, dir string) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// hookTemplate is the go-template the chart's helm test pod gives kubectl, run as kubectl runs it
+// with --allow-missing-template-keys=false: on the object's JSON, missing keys an error.
+func hookTemplate(t *testing.T, hook *unstructured.Unstructured) func(*corev1.Pod) (string, error) {
+	t.Helper()
+	var src string
+	for _, a := range field(t, hook, "spec", "containers").([]any)[0].(map[string]any)["args"].([]any) {
+		if s, ok := strings.CutPrefix(a.(string), "--output=go-template="); ok {
+			src = s
+		}
+	}
+	tmpl, err := template.New("hook").Option("missingkey=error").Parse(src)
+	if err != nil || src == "" {
+		t.Fatalf("helm test hook template %q: %v", src, err)
+	}
+	return func(p *corev1.Pod) (string, error) {
+		b, err := json.Marshal(p)
+		if err != nil {
+			return "", err
+		}
+		var obj any
+		if err := json.Unmarshal(b, &obj); err != nil {
+			return "", err
+		}
+		var out strings.Builder
+		err = tmpl.Execute(&out, obj)
+		return out.String(), err
+	}
 }
 
 func sidecarOf(p *corev1.Pod) *corev1.Container {
