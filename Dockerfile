@@ -1,3 +1,4 @@
+# syntax=docker/dockerfile:1
 # One static image holding every crawlpolite program:
 #   /usr/local/bin/crawlpolite-sidecar  the politeness proxy the webhook injects (its container names
 #                                       this path as its command, so it does not depend on ENTRYPOINT)
