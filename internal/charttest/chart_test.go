@@ -1,6 +1,7 @@
 package charttest
 
 import (
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -39,6 +40,7 @@ func TestSchemaRejects(t *testing.T) {
 		{"replicaCount=0", []string{"replicaCount"}},
 		{"redis.url=http://redis:6379", []string{"redis/url"}},
 		{"redis.mode=external", []string{"redis/url"}},
+		{"redis.url=redis://:hunter2@redis:6379", []string{"redis/url"}}, // the password belongs in existingSecret
 		{"replicaCuont=3", []string{"replicaCuont"}},
 	} {
 		_, err := helmTemplate(t, "crawlpolite", "--set", c.set)
@@ -50,6 +52,32 @@ func TestSchemaRejects(t *testing.T) {
 			if !strings.Contains(err.Error(), w) {
 				t.Errorf("--set %s: error does not mention %q:\n%v", c.set, w, err)
 			}
+		}
+	}
+}
+
+// TestChartNamespace: the release's namespace is templated wherever config/ says crawlpolite-system:
+// rendered into another, every namespaced object is there (the helm test hook's RBAC excepted: it
+// lives where the dry-run pod is asked for) and the webhook excludes it.
+func TestChartNamespace(t *testing.T) {
+	sets, _ := filepath.Glob("testdata/values/*.yaml")
+	for _, v := range sets {
+		out, err := helmTemplate(t, "elsewhere", "--values", v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(out), "crawlpolite-system") {
+			t.Errorf("%s: rendered into namespace elsewhere, the chart still says crawlpolite-system", v)
+		}
+		for _, o := range decode(t, out) {
+			hookRBAC := o.GetAnnotations()["helm.sh/hook"] == "test" && (o.GetKind() == "Role" || o.GetKind() == "RoleBinding")
+			if ns := o.GetNamespace(); ns != "" && ns != "elsewhere" && !hookRBAC {
+				t.Errorf("%s: %s/%s in namespace %q", v, o.GetKind(), o.GetName(), ns)
+			}
+		}
+		mwc := find(t, decode(t, out), "MutatingWebhookConfiguration", release)
+		if b, _ := json.Marshal(mwc.Object["webhooks"]); !strings.Contains(string(b), `"NotIn","values":["kube-system","kube-public","kube-node-lease","elsewhere"`) {
+			t.Errorf("%s: the webhook does not exclude the release's namespace: %s", v, b)
 		}
 	}
 }
