@@ -193,6 +193,12 @@ func testInjection(t *testing.T, cfg *rest.Config, c client.Client, env *envtest
 	if m := mounts(*sc); !slices.Contains(m, "/etc/crawlpolite/ca") || !slices.Contains(m, "/etc/crawlpolite/policy") {
 		t.Errorf("sidecar mounts %v", m)
 	}
+	// The chart's PodMonitor scrapes the sidecar's admin port by name.
+	pm := find(t, render(t, namespace, "monitoring.yaml"), "PodMonitor", release+"-sidecars")
+	port := field(t, pm, "spec", "podMetricsEndpoints").([]any)[0].(map[string]any)["port"]
+	if !slices.ContainsFunc(sc.Ports, func(p corev1.ContainerPort) bool { return p.Name == port }) {
+		t.Errorf("sidecar ports %+v: none named %v, which the chart's PodMonitor scrapes", sc.Ports, port)
+	}
 	app := pod.Spec.Containers[len(pod.Spec.Containers)-1]
 	if envValue(app, "HTTPS_PROXY") != fmt.Sprintf("http://127.0.0.1:%d", inject.ProxyPort) || !slices.Contains(mounts(app), "/etc/crawlpolite/ca") {
 		t.Errorf("app container env %v, mounts %v", app.Env, mounts(app))
@@ -218,6 +224,10 @@ func testInjection(t *testing.T, cfg *rest.Config, c client.Client, env *envtest
 	}
 	if len(sc.Command) == 0 || sc.Command[0] != inject.SidecarBinary {
 		t.Errorf("sidecar command %v, want %s", sc.Command, inject.SidecarBinary)
+	}
+	// NOTES.txt and the README port-forward the admin port 15081.
+	if !slices.ContainsFunc(sc.Ports, func(p corev1.ContainerPort) bool { return p.Name == port && p.ContainerPort == 15081 }) {
+		t.Errorf("sidecar ports %+v: the admin port is not 15081, which NOTES.txt names", sc.Ports)
 	}
 	var pw *corev1.EnvVar
 	for i, e := range sc.Env {
