@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -105,14 +104,11 @@ func testInjection(t *testing.T, cfg *rest.Config, c client.Client, env *envtest
 	apply(t, c, real)
 
 	_, webhook := built(t)
-	help, _ := exec.Command(webhook, "-h").CombinedOutput()
-	// The injector's Redis password and explicit sidecar command (the lead's change to internal/inject).
-	passwordSecret := strings.Contains(string(help), "redis-password-secret")
 
 	dep := find(t, objs, "Deployment", release+"-webhook")
 	ctr := field(t, dep, "spec", "template", "spec", "containers").([]any)[0].(map[string]any)
 	dir := sharedDir(t)
-	args := localArgs(t, ctr, dir, passwordSecret)
+	args := localArgs(t, ctr, dir)
 	wio := env.WebhookInstallOptions
 	for _, f := range []string{"tls.crt", "tls.key"} { // envtest's are readable by us alone
 		b, err := os.ReadFile(filepath.Join(wio.LocalServingCertDir, f))
@@ -219,9 +215,6 @@ func testInjection(t *testing.T, cfg *rest.Config, c client.Client, env *envtest
 		t.Errorf("delivered defaults %+v, want the chart's (2, 1s, enforce)", l)
 	}
 
-	if !passwordSecret {
-		t.Skip("the webhook has no --redis-password-secret yet (internal/inject on main): secretKeyRef and command not checked")
-	}
 	if len(sc.Command) == 0 || sc.Command[0] != inject.SidecarBinary {
 		t.Errorf("sidecar command %v, want %s", sc.Command, inject.SidecarBinary)
 	}
@@ -264,14 +257,13 @@ func testInjection(t *testing.T, cfg *rest.Config, c client.Client, env *envtest
 // localArgs are the chart Deployment's manager arguments, minus those that only make sense in the
 // cluster (the test sets its own certificate mode and directory); the base policy is the rendered
 // ConfigMap's file, written where --base-policy can read it.
-func localArgs(t *testing.T, ctr map[string]any, dir string, passwordSecret bool) []string {
+func localArgs(t *testing.T, ctr map[string]any, dir string) []string {
 	t.Helper()
 	var args []string
 	for _, a := range ctr["args"].([]any) {
 		s := a.(string)
 		switch {
 		case strings.HasPrefix(s, "--cert-mode="):
-		case strings.HasPrefix(s, "--redis-password-secret=") && !passwordSecret:
 		case strings.HasPrefix(s, "--base-policy="):
 			args = append(args, "--base-policy="+filepath.Join(dir, "policy.yaml"))
 		default:
