@@ -2,11 +2,14 @@ package charttest
 
 import (
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
 // TestChartLint: helm lint --strict passes for every value set of the matrix.
@@ -97,5 +100,29 @@ func TestChartReadme(t *testing.T) {
 	}
 	if strings.TrimSpace(string(out)) != strings.TrimSpace(string(have)) {
 		t.Errorf("charts/crawlpolite/README.md is stale: run `make chart-docs` and commit it.\ngenerated:\n%s", out)
+	}
+}
+
+// TestChartArgsParse: for every value set, the manager's arguments as the chart renders them are
+// flags the built webhook accepts, and its base policy a document it accepts: it gets past
+// parsing (exit status 2 is a flag or validation error) and fails only at connecting to the
+// (absent) cluster.
+func TestChartArgsParse(t *testing.T) {
+	_, webhook := built(t)
+	sets, _ := filepath.Glob("testdata/values/*.yaml")
+	for _, v := range sets {
+		objs := render(t, "crawlpolite", filepath.Base(v))
+		ctr := field(t, find(t, objs, "Deployment", release+"-webhook"), "spec", "template", "spec", "containers").([]any)[0].(map[string]any)
+		dir := t.TempDir()
+		base, _, _ := unstructured.NestedString(find(t, objs, "ConfigMap", release+"-base-policy").Object, "data", "policy.yaml")
+		if err := os.WriteFile(filepath.Join(dir, "policy.yaml"), []byte(base), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		args := append(localArgs(t, ctr, dir), "--namespace=crawlpolite", "--kubeconfig="+filepath.Join(dir, "absent"))
+		out, err := exec.Command(webhook, args...).CombinedOutput()
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != 1 || !strings.Contains(string(out), "absent") {
+			t.Errorf("%s: crawlpolite-webhook %s: %v (want exit 1 at the missing kubeconfig)\n%s", v, strings.Join(args, " "), err, out)
+		}
 	}
 }
