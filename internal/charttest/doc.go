@@ -8,7 +8,9 @@
 // container engine), so the binaries are built the way the Dockerfile builds them and checked to be
 // static and to start with nothing around them.
 //
-// It has no non-test code: it imports nothing of crawlpolite's but names (internal/inject) and test
-// helpers, and nothing imports it. helm and helm-docs come from hack/test-deps.sh (PATH); without them
-// the tests that need them are skipped, unless CI is set, where they fail.
+// It holds tests only: of crawlpolite's own code it imports the names the pieces share
+// (internal/inject), the policy parser and internal/kubetest, and nothing imports it. helm and
+// helm-docs come from hack/test-deps.sh (PATH); without them the tests that need them are skipped,
+// unless CI is set, where they fail. The binaries are built once per run of the package, and one
+// kube-apiserver serves every test that needs one (TestChartOnAPIServer and its subtests).
 package charttest
