@@ -19,8 +19,9 @@ ARG GO_IMAGE=golang:1.26.8-bookworm
 ARG BASE_IMAGE=gcr.io/distroless/static-debian12:nonroot
 
 FROM --platform=$BUILDPLATFORM ${GO_IMAGE} AS build
-ARG TARGETOS=linux
-ARG TARGETARCH=amd64
+# Set by BuildKit from --platform (cross-compiled on the build machine's platform).
+ARG TARGETOS
+ARG TARGETARCH
 ARG VERSION=dev
 WORKDIR /src
 ENV CGO_ENABLED=0 GOFLAGS=-trimpath
@@ -33,7 +34,7 @@ RUN --mount=type=cache,target=/root/go/pkg/mod --mount=type=cache,target=/root/.
     for p in sidecar:crawlpolite-sidecar webhook:crawlpolite-webhook crawlpolite:crawlpolite; do \
       dir=${p%%:*}; bin=${p#*:}; \
       [ -d "cmd/$dir" ] || continue; \
-      GOOS=$TARGETOS GOARCH=$TARGETARCH go build -ldflags "-s -w -X main.version=$VERSION" -o "/out/$bin" "./cmd/$dir"; \
+      GOOS=${TARGETOS:-linux} GOARCH=${TARGETARCH:-amd64} go build -ldflags "-s -w -X main.version=$VERSION" -o "/out/$bin" "./cmd/$dir"; \
     done
 
 FROM ${BASE_IMAGE}
