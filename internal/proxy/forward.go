@@ -40,7 +40,10 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request) {
 			s.refuse(w, r, err) // the client went away
 			return
 		}
-		s.rp.ServeHTTP(w, r.WithContext(context.WithValue(ctx, turnKey{}, turn)))
+		// The origin request runs under up, not the client's context: a client that leaves while
+		// the origin works on its request (a 100-continue upload, an upgrade) must not free the
+		// slot under it, as h1.serve does not either.
+		s.rp.ServeHTTP(w, r.WithContext(context.WithValue(up, turnKey{}, turn)))
 		return
 	}
 	r = r.WithContext(ctx)
