@@ -89,6 +89,8 @@ func (s *Server) upstreamError(w http.ResponseWriter, r *http.Request, err error
 	case errors.Is(context.Cause(ctx), errLost), errors.Is(err, errLost):
 		s.refuse(w, r, &Refusal{Status: http.StatusServiceUnavailable, Type: "proxy_internal_error",
 			Reason: "lease_lost", Details: "the hold on the origin's slot was lost", RetryAfter: time.Second, Err: err})
+	case errors.As(err, new(*Refusal)): // the client's own fault (a stalled upload): it may still listen
+		s.refuse(w, r, err)
 	case ctx.Err() != nil: // the client went away: nobody to answer
 		s.metrics.outcome("client_gone")
 	default:

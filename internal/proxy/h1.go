@@ -24,6 +24,7 @@ import (
 type h1 struct {
 	dial          func(ctx context.Context, addr string) (net.Conn, error)
 	headerTimeout time.Duration // from the request written to the response head read
+	uploadIdle    time.Duration // each step of the request's way to the origin (see idleBody)
 	tlsTimeout    time.Duration
 	idleTimeout   time.Duration
 	maxHead       int // bytes of one response head
@@ -47,7 +48,7 @@ type h1conn struct {
 }
 
 func newH1(dial func(context.Context, string) (net.Conn, error), o Options, buffers *bufferPool) *h1 {
-	h := &h1{dial: dial, headerTimeout: o.ResponseHeaderTimeout, tlsTimeout: o.TLSHandshakeTimeout, idleTimeout: o.IdleTimeout, maxHead: o.MaxResponseHeaderBytes, maxIdle: o.MaxIdleConns, maxIdlePer: min(64, o.MaxIdleConns),
+	h := &h1{dial: dial, headerTimeout: o.ResponseHeaderTimeout, uploadIdle: o.UploadIdleTimeout, tlsTimeout: o.TLSHandshakeTimeout, idleTimeout: o.IdleTimeout, maxHead: o.MaxResponseHeaderBytes, maxIdle: o.MaxIdleConns, maxIdlePer: min(64, o.MaxIdleConns),
 		buffers: buffers, idle: map[string][]*h1conn{}, quit: make(chan struct{})}
 	go h.reap()
 	return h
@@ -184,12 +185,13 @@ func (h *h1) roundTrip(ctx context.Context, c *h1conn, out *http.Request, reused
 		}
 		return nil, err
 	}
-	_ = c.SetDeadline(time.Now().Add(h.headerTimeout))
-	if err := out.Write(c.bw); err != nil {
+	if err := h.write(ctx, c, out, w); err != nil {
 		return fail(err)
 	}
-	if err := c.bw.Flush(); err != nil {
-		return fail(err)
+	// The response head is waited for once the request is written, however long its body took.
+	_ = c.SetReadDeadline(time.Now().Add(h.headerTimeout))
+	if ctx.Err() != nil { // the hook may have run before the deadline above replaced its own
+		return fail(ctx.Err())
 	}
 	if _, err := c.br.Peek(1); err != nil {
 		if reused && (errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ECONNRESET)) {

@@ -48,6 +48,10 @@ type Options struct {
 	DialTimeout           time.Duration // to the origin; default 10s
 	TLSHandshakeTimeout   time.Duration // with the origin; default 10s
 	ResponseHeaderTimeout time.Duration // origin's response head after the request was sent; default 60s
+	// UploadIdleTimeout bounds each step of a request body's way to the origin (the next bytes
+	// from the client, their write to the origin), renewed with every chunk: a slow upload that
+	// keeps moving is not cut off, a stalled one is. Default 30s.
+	UploadIdleTimeout time.Duration
 	// MaxResponseHeaderBytes bounds each response head an origin sends (status line and header
 	// fields; each 1xx too); a longer one fails the request with 502 and closes the connection.
 	// Default DefaultMaxResponseHeaderBytes (64 KiB).
@@ -71,6 +75,7 @@ func (o Options) withDefaults() Options {
 	def(&o.DialTimeout, 10*time.Second)
 	def(&o.TLSHandshakeTimeout, 10*time.Second)
 	def(&o.ResponseHeaderTimeout, 60*time.Second)
+	def(&o.UploadIdleTimeout, 30*time.Second)
 	if o.MaxHeaderBytes <= 0 {
 		o.MaxHeaderBytes = 64 << 10
 	}
