@@ -8,14 +8,14 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 )
 
 // site is an origin that sees as a site does: every request it gets, robots.txt included, with the
-// instant it arrived, and how many were in flight at once.
+// instant it arrived (by the kernel's receive timestamp, see rxstamp_test.go), and how many were in
+// flight at once.
 type site struct {
 	*httptest.Server
 	robots     string
@@ -26,6 +26,7 @@ type site struct {
 	inFlight int
 	maxSeen  int
 	arrivals []arrival
+	stamped  int // arrivals timed by the kernel
 }
 
 type arrival struct {
@@ -36,14 +37,21 @@ type arrival struct {
 func newSite(t *testing.T, robots string, robotsHold, hold time.Duration) *site {
 	t.Helper()
 	s := &site{robots: robots, robotsHold: robotsHold, hold: hold}
-	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
+	s.Server = httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
+	enableStamps(s.Listener)
+	s.Listener = stampListener{s.Listener}
+	s.Config.ConnContext = stampContext
+	s.Start()
 	t.Cleanup(s.Close)
 	return s
 }
 
 func (s *site) serve(w http.ResponseWriter, r *http.Request) {
-	now := time.Now()
+	now, kernel := arrivedAt(r)
 	s.mu.Lock()
+	if kernel {
+		s.stamped++
+	}
 	s.inFlight++
 	s.maxSeen = max(s.maxSeen, s.inFlight)
 	s.arrivals = append(s.arrivals, arrival{now, r.URL.Path})
@@ -68,7 +76,12 @@ func (s *site) serve(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.WriteString(w, "page\n")
 }
 
-func (s *site) host() string { return strings.TrimPrefix(s.URL, "http://") }
+// kernelTimed is how many arrivals the kernel timed.
+func (s *site) kernelTimed() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stamped
+}
 
 // seen returns the arrivals in order and the most requests in flight at once.
 func (s *site) seen() ([]arrival, int) {
@@ -82,7 +95,7 @@ func (s *site) seen() ([]arrival, int) {
 func (s *site) reset() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.maxSeen, s.arrivals = 0, nil
+	s.maxSeen, s.arrivals, s.stamped = 0, nil, 0
 }
 
 // shortGaps lists the gaps between consecutive arrivals shorter than want(the later arrival), as

@@ -65,14 +65,15 @@ func (h *h1) handles(r *http.Request) bool {
 var errNoResponse = errors.New("proxy: reused connection closed before the response")
 
 // serve readies a connection to r's origin (dialled, TLS done), calls wait, then sends r and streams
-// the response to w: what the origin sees starts at the gate, not a handshake later. It returns an
+// the response to w: what the origin sees starts at the gate, not a handshake later. sent is called
+// once the request's head is on the connection (each time it is sent). It returns an
 // error, for the caller to answer, only when nothing was written to w yet.
 //
 // up bounds the exchange with the origin; it outlives the client (r's context). A client that goes
 // away before r is sent stops it being sent; after, the origin is still working on it, so the
 // exchange runs to its end (the response drained, within limits) while the turn stays held: the
 // origin never sees more requests in flight than the turn allows, whatever crawlers cancel.
-func (h *h1) serve(w http.ResponseWriter, r *http.Request, up context.Context, wait func(context.Context) error, onHead func(*http.Response)) error {
+func (h *h1) serve(w http.ResponseWriter, r *http.Request, up context.Context, wait func(context.Context) error, sent func(), onHead func(*http.Response)) error {
 	ctx := r.Context()
 	out := outgoing(r)
 	tlsOn, name := out.URL.Scheme == "https", out.URL.Hostname()
@@ -119,7 +120,7 @@ func (h *h1) serve(w http.ResponseWriter, r *http.Request, up context.Context, w
 			}
 			reused = false
 		}
-		resp, rerr := h.roundTrip(up, c, out, reused, w)
+		resp, rerr := h.roundTrip(up, c, out, reused, w, sent)
 		if errors.Is(rerr, errNoResponse) && idempotent && !retried {
 			// Once, on a new connection: another pooled one may be just as stale.
 			retried = true
@@ -173,7 +174,7 @@ func removeHopByHop(h http.Header) {
 
 // roundTrip writes out on c and reads the response head, forwarding 1xx responses to w. The
 // connection is closed on failure.
-func (h *h1) roundTrip(ctx context.Context, c *h1conn, out *http.Request, reused bool, w http.ResponseWriter) (*http.Response, error) {
+func (h *h1) roundTrip(ctx context.Context, c *h1conn, out *http.Request, reused bool, w http.ResponseWriter, sent func()) (*http.Response, error) {
 	// ctx ending (the turn's lease lost, the drain out of time; not the client leaving) ends the
 	// exchange at once.
 	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Unix(1, 0)) })
@@ -185,7 +186,7 @@ func (h *h1) roundTrip(ctx context.Context, c *h1conn, out *http.Request, reused
 		}
 		return nil, err
 	}
-	if err := h.write(ctx, c, out, w); err != nil {
+	if err := h.write(ctx, c, out, w, sent); err != nil {
 		return fail(err)
 	}
 	// The response head is waited for once the request is written, however long its body took.

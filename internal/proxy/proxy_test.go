@@ -59,6 +59,7 @@ type fakeTurn struct{}
 func (fakeTurn) Wait(context.Context) error   { return nil }
 func (fakeTurn) AfterLost(func()) func() bool { return func() bool { return true } }
 func (fakeTurn) Response(int, http.Header)    {}
+func (fakeTurn) Sent()                        {}
 func (fakeTurn) Release()                     {}
 
 var _ Politeness = (*fakePolicy)(nil)

@@ -32,6 +32,11 @@ type Turn interface {
 	// AfterLost arranges for f to run (in its own goroutine) if the hold is lost before Release, so
 	// the request can be cancelled; stop unregisters f, reporting false if it already ran.
 	AfterLost(f func()) (stop func() bool)
+	// Sent is called once the request has been handed to the origin's connection (its head
+	// written, or later), so the politeness can keep the host's next start a delay after the start
+	// the origin saw even when the request went late after Wait (a starved process). It may be
+	// called again (a request sent again, or a later mark of the same one); the latest counts.
+	Sent()
 	// Response is called with the origin's response head, before its body is streamed.
 	Response(status int, h http.Header)
 	// Release gives the hold back. It is called exactly once, and must not block for long.

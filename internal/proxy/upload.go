@@ -10,8 +10,10 @@ import (
 // write sends out on c: the head, then the body streamed from the client under h.uploadIdle per
 // chunk rather than under one deadline for the whole request, so a large upload on a slow link is
 // not cut off by the response header timeout. ctx ending (the lease lost, the drain out of time)
-// stops it: its hook sets a past deadline that the renewals below never undo.
-func (h *h1) write(ctx context.Context, c *h1conn, out *http.Request, w http.ResponseWriter) error {
+// stops it: its hook sets a past deadline that the renewals below never undo. sent is called as soon
+// as the head has left: after the flush, or before the body's first read (Request.Write flushes the
+// head before a body that is not in memory).
+func (h *h1) write(ctx context.Context, c *h1conn, out *http.Request, w http.ResponseWriter, sent func()) error {
 	_ = c.SetDeadline(time.Now().Add(h.uploadIdle))
 	if ctx.Err() != nil {
 		return ctx.Err()
@@ -20,7 +22,7 @@ func (h *h1) write(ctx context.Context, c *h1conn, out *http.Request, w http.Res
 	var body *idleBody
 	if out.Body != nil {
 		rc := http.NewResponseController(w)
-		body = &idleBody{ReadCloser: out.Body, ctx: ctx, c: c, client: rc, idle: h.uploadIdle}
+		body = &idleBody{ReadCloser: out.Body, ctx: ctx, c: c, client: rc, idle: h.uploadIdle, first: sent}
 		cp := *out
 		cp.Body = body
 		req = &cp
@@ -33,7 +35,13 @@ func (h *h1) write(ctx context.Context, c *h1conn, out *http.Request, w http.Res
 		}
 		return err
 	}
-	return c.bw.Flush()
+	if err := c.bw.Flush(); err != nil {
+		return err
+	}
+	if body == nil || body.first != nil { // no body, or one that never needed reading
+		sent()
+	}
+	return nil
 }
 
 // idleBody is a request body on its way to the origin: before each read from the client it gives
@@ -44,11 +52,16 @@ type idleBody struct {
 	c      *h1conn
 	client *http.ResponseController
 	idle   time.Duration
+	first  func() // called before the first read, once the head is on the connection
 	// stalled is the refusal for a client whose body stopped for longer than idle.
 	stalled *Refusal
 }
 
 func (b *idleBody) Read(p []byte) (int, error) {
+	if b.first != nil {
+		b.first()
+		b.first = nil
+	}
 	_ = b.client.SetReadDeadline(time.Now().Add(b.idle)) // ErrNotSupported: the server's own deadline stays
 	n, err := b.ReadCloser.Read(p)
 	if isTimeout(err) {
