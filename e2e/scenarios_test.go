@@ -32,7 +32,7 @@ func maxInFlightBetween(v []visit, from, to time.Time) int {
 // volume refresh, the sidecar's reload) and the origin sees the new limit; the time from the edit
 // to the first request beyond the old limit is reported.
 func TestPolicyChange(t *testing.T) {
-	e := startEnv(t, basePolicy)
+	e := startEnv(t)
 	ctx := context.Background()
 	o := startOrigin(t, e.ca, &origin{Name: "p (limit 1, then 3)", Page: 200 * time.Millisecond})
 	cp := &v1alpha1.CrawlPolicy{ObjectMeta: metav1.ObjectMeta{Name: "change"}, Spec: v1alpha1.CrawlPolicySpec{Rules: []v1alpha1.Rule{{
@@ -84,7 +84,7 @@ var createDryRun = client.CreateOptions{DryRun: []string{metav1.DryRunAll}}
 // that loses its data mid-crawl gives crawlers 503s (fail closed), then the crawl recovers, and no
 // key is left without a TTL.
 func TestFaults(t *testing.T) {
-	e := startEnv(t, basePolicy)
+	e := startEnv(t)
 	ctx := context.Background()
 
 	// The webhook down (failurePolicy Fail).
@@ -177,7 +177,7 @@ func TestFaults(t *testing.T) {
 // with status 0 (the Job's pod completes); in legacy mode the crawler's authenticated
 // /quitquitquit stops it.
 func TestJobs(t *testing.T) {
-	e := startEnv(t, basePolicy)
+	e := startEnv(t)
 	ctx := context.Background()
 	o := startOrigin(t, e.ca, &origin{Name: "j", Page: 10 * time.Millisecond})
 	must(t, e.c.Create(ctx, crawlerPod("batch", "native-job", []string{o.URL("/a")}, 1, 2*time.Second, nil)))
