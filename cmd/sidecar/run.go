@@ -125,7 +125,7 @@ func run(ctx context.Context, o Options) error {
 	serve("admin", func() error { return adminSrv.Serve(adminLn) })
 	wctx, stopWatch := context.WithCancel(ctx)
 	go watchPolicy(wctx, o.PolicyFile, o.ReloadInterval, polData, thr, log)
-	log.Info("serving", "listen", ln.Addr().String(), "admin", adminLn.Addr().String(),
+	log.Info("serving", "version", version, "listen", ln.Addr().String(), "admin", adminLn.Addr().String(),
 		"backend", redisTarget(o.Redis), "on_redis_down", o.OnRedisDown, "ca_dir", o.CADir)
 
 	select {
