@@ -74,7 +74,9 @@ func TestObserve(t *testing.T) {
 				t.Errorf("Observe changed the key count: %d -> %d", before, after)
 			}
 			cancel()
-			_ = <-queued // cancelled
+			if err := <-queued; err == nil {
+				t.Error("the queued request was granted while both slots were held")
+			}
 		})
 	}
 }
