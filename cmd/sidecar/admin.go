@@ -61,6 +61,7 @@ func (a *admin) mux() *http.ServeMux {
 	m.HandleFunc("GET /readyz", a.readyz)
 	m.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg}))
 	m.HandleFunc("GET /state", a.state)
+	m.HandleFunc("GET /debug/hosts", a.debugHosts)
 	m.HandleFunc("POST /quitquitquit", a.quitquitquit)
 	return m
 }
