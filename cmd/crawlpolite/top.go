@@ -18,10 +18,15 @@ import (
 	"github.com/crawlpolite/crawlpolite/pkg/semaphore"
 )
 
-// maxObserved bounds the hosts one refresh reads the live state of, whatever the number of active
-// hosts: the busiest by the sidecars' load reports (which are bounded per sidecar), plus a host
-// named exactly by --host.
-const maxObserved = 2000
+// One refresh reads the live state of observePerRow x -n hosts (at least minObserved, at most
+// maxObserved), whatever the number of active hosts: the busiest by the sidecars' load reports
+// (at most a second old, bounded per sidecar), plus a host named exactly by --host. The rows shown
+// are then ordered by that live state.
+const (
+	observePerRow = 10
+	minObserved   = 200
+	maxObserved   = 2000
+)
 
 // topRow is one host of `top -o json` (the issue's contract: tests and scripts rely on these names).
 type topRow struct {
@@ -159,7 +164,7 @@ func (t *top) refresh(ctx context.Context, o topOptions) (topView, error) {
 	slices.SortFunc(cands, func(a, b semaphore.Load) int {
 		return cmp.Or(cmp.Compare(b.InFlight+b.Starting, a.InFlight+a.Starting), cmp.Compare(b.Waiting, a.Waiting), cmp.Compare(a.Key, b.Key))
 	})
-	cands = cands[:min(len(cands), maxObserved)]
+	cands = cands[:min(len(cands), min(maxObserved, max(minObserved, observePerRow*o.limit)))]
 	if exact := exactHost(o.pattern); exact != "" {
 		if _, ok := loads[exact]; !ok {
 			cands = append(cands, semaphore.Load{Key: exact})

@@ -22,7 +22,7 @@ type ActiveOptions struct {
 	Window  time.Duration // a key stays listed this long after its last use; default 5m
 	Max     int           // keys listed at most, the least recently used dropped first; default 250000
 	LoadTTL time.Duration // a sidecar's load report lives this long; default 5s
-	MaxLoad int           // keys per load report at most (the busiest); default 1000
+	MaxLoad int           // keys per load report at most (the busiest); default 256
 }
 
 func (o ActiveOptions) withDefaults() ActiveOptions {
@@ -39,7 +39,7 @@ func (o ActiveOptions) withDefaults() ActiveOptions {
 		o.LoadTTL = 5 * time.Second
 	}
 	if o.MaxLoad <= 0 {
-		o.MaxLoad = 1000
+		o.MaxLoad = 256
 	}
 	return o
 }
