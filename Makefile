@@ -52,6 +52,7 @@ lint: ## Run golangci-lint (installed at its pinned version).
 bench: ## Run the benchmarks against real servers (side by side with their baselines).
 	@env_lines=$$(bash $(DEPS) bench) && eval "$$env_lines" && \
 	  $(GO) test -run '^$$' -bench . -benchtime 3s -count 1 ./pkg/semaphore/... ./pkg/robots/... && \
+	  $(GO) test -run '^$$' -bench TopRefresh100k -benchtime 3s -count 1 ./cmd/crawlpolite/ && \
 	  CRAWLPOLITE_BENCH=1 $(GO) test -p 1 -count 1 -run '^Test(Proxy|Webhook)Benchmark$$' -v ./cmd/sidecar/ ./cmd/webhook/
 
 .PHONY: generate
@@ -62,6 +63,12 @@ generate: ## Regenerate the CRD and deepcopy code (controller-gen, installed at 
 e2e: ## Run the end-to-end suite (real kube-apiserver, Redis and processes).
 	@env_lines=$$(bash $(DEPS) all) && eval "$$env_lines" && \
 	  if [ -d e2e ]; then $(GO) test -race -count=1 ./e2e/...; else echo "e2e: no suite yet"; fi
+
+.PHONY: build
+build: ## Build the three programs of the image into bin/ (sidecar, webhook, the crawlpolite CLI).
+	$(GO) build -o bin/crawlpolite-sidecar ./cmd/sidecar
+	$(GO) build -o bin/crawlpolite-webhook ./cmd/webhook
+	$(GO) build -o bin/crawlpolite ./cmd/crawlpolite
 
 .PHONY: demo
 demo: ## Run the standalone demo (no Redis, no Kubernetes).
