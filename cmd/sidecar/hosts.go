@@ -106,6 +106,25 @@ func publishHosts(ctx context.Context, rdb redis.UniversalClient, hosts *throttl
 	return ch
 }
 
+// phases splits a host's holders into in flight (started) and starting (granted, before the delay
+// gate): from Redis when shared (one more read-only script), else from this sidecar's own counts,
+// which are the whole truth of an in-process semaphore.
+func (a *admin) phases(ctx context.Context, authority string, holders int) (inFlight, starting int) {
+	key, err := a.thr.Key(authority)
+	if err != nil {
+		return holders, 0
+	}
+	if a.rdb == nil {
+		starting = min(a.thr.Hosts().Of(key).Starting, holders)
+		return holders - starting, starting
+	}
+	obs, err := semaphore.NewObserver(a.rdb, semaphore.Options{}).Observe(ctx, []string{key})
+	if err != nil {
+		return holders, 0
+	}
+	return obs.Hosts[0].InFlight, obs.Hosts[0].Starting
+}
+
 // processID names this sidecar in the registry: the pod's hostname and a random suffix, so a
 // restarted container does not take over its predecessor's report.
 func processID() string {

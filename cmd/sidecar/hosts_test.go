@@ -99,3 +99,50 @@ func TestDebugHosts(t *testing.T) {
 		t.Errorf("load %q after the requests ended, want none", l)
 	}
 }
+
+// TestStateStarting: /state tells a request in flight at the origin from one granted and waiting
+// for its start. Two requests to a site with a Crawl-delay of 1 s (limit 2, each held 3 s): the
+// origin holds 1, and /state says 1 in flight and 1 starting (it said 2 in flight before), with the
+// in-process semaphore and with Redis.
+func TestStateStarting(t *testing.T) {
+	rs := redistest.Start(t)
+	for _, backend := range []string{"standalone", "redis"} {
+		t.Run(backend, func(t *testing.T) {
+			o := newOrigin(t, "User-agent: *\nCrawl-delay: 1\n", 3*time.Second, false)
+			args := []string{"--policy-file=" + writePolicy(t, "other.test", "")}
+			if backend == "redis" {
+				args = append(args, "--redis=redis://"+rs.Addr)
+			}
+			s := startSidecar(t, nil, args...)
+			c := s.client(t, false)
+			_, _ = c.Get(o.URL + "/robots-warmup") // robots.txt fetched and the gate set: the next two start 1 s apart
+			time.Sleep(1100 * time.Millisecond)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			for range 2 {
+				go func() {
+					req, _ := http.NewRequestWithContext(ctx, "GET", o.URL+"/page", nil)
+					if resp, err := c.Do(req); err == nil {
+						resp.Body.Close()
+					}
+				}()
+			}
+			var st struct{ InFlight, Starting, Waiting int }
+			deadline := time.Now().Add(time.Second)
+			for time.Now().Before(deadline) {
+				code, body := s.adminGet(t, "/state?host="+o.host())
+				var m map[string]json.RawMessage
+				if code != 200 || json.Unmarshal([]byte(body), &m) != nil || json.Unmarshal(m[o.host()], &st) != nil {
+					t.Fatalf("/state: %d %s", code, body)
+				}
+				if st.InFlight == 1 && st.Starting == 1 {
+					break
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			if st.InFlight != 1 || st.Starting != 1 || o.holding() != 1 {
+				t.Errorf("/state %+v, origin holds %d: want 1 in flight (as the origin), 1 starting", st, o.holding())
+			}
+		})
+	}
+}

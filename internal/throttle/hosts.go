@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/crawlpolite/crawlpolite/internal/policy"
 	"github.com/crawlpolite/crawlpolite/pkg/semaphore"
 )
 
@@ -79,6 +80,16 @@ func (h *Hosts) released(key string, started bool) {
 	})
 }
 
+// Of is key's load in this process now (zero when it has no requests).
+func (h *Hosts) Of(key string) semaphore.Load {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if c, ok := h.m[key]; ok {
+		return c.load(key)
+	}
+	return semaphore.Load{Key: key}
+}
+
 // Report returns the keys used since the last Report and the load of every key with requests now,
 // busiest first, at most max of them; keys left idle are forgotten.
 func (h *Hosts) Report(max int) (used []string, load []semaphore.Load) {
@@ -129,6 +140,19 @@ func sortLoad(l []semaphore.Load) {
 		return cmp.Or(cmp.Compare(b.InFlight, a.InFlight), cmp.Compare(b.Waiting, a.Waiting),
 			cmp.Compare(b.Starting, a.Starting), cmp.Compare(a.Key, b.Key))
 	})
+}
+
+// Key is the semaphore key of an authority as State reads it ("example.com", "example.com:80",
+// "example.com:8443").
+func (t *Throttle) Key(authority string) (string, error) {
+	host, port, err := policy.Normalize(authority, "https")
+	if err != nil {
+		return "", err
+	}
+	if port == "80" { // requests drop the default port of their scheme: both name the bare host
+		port = ""
+	}
+	return policy.Key(host, port), nil
 }
 
 // delaySource names what set a request's delay: the robots.txt Crawl-delay (as capped) when it is

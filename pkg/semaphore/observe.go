@@ -60,13 +60,14 @@ type Observer struct {
 // Cluster, hosts of one slot).
 const MaxObserveBatch = 256
 
-// NewObserver returns an Observer of the keys under opts.Prefix. On a *redis.ClusterClient keys are
-// grouped by hash slot, one script per slot (no cross-slot script); elsewhere up to MaxObserveBatch
-// keys share one script. Every script of one call goes in one pipeline.
+// NewObserver returns an Observer of the keys under opts.Prefix. On a *redis.Client (one server, or
+// Sentinel's failover client) up to MaxObserveBatch keys share one script; on any other client (a
+// *redis.ClusterClient, or a wrapper that may hide one) keys are grouped by hash slot, one script
+// per slot, so no script is cross-slot. Every script of one call goes in one pipeline.
 func NewObserver(c ObserveClient, opts Options) *Observer {
 	opts = opts.withDefaults()
-	_, cluster := c.(*redis.ClusterClient)
-	return &Observer{c: c, prefix: opts.Prefix, cluster: cluster, batch: MaxObserveBatch}
+	_, single := c.(*redis.Client)
+	return &Observer{c: c, prefix: opts.Prefix, cluster: !single, batch: MaxObserveBatch}
 }
 
 // Observe reads the state of each key. A key with no state in Redis reads as zeros. The result is
