@@ -36,7 +36,7 @@ func TestWebhookBenchmark(t *testing.T) {
 	scheme := runtime.NewScheme()
 	_ = clientgoscheme.AddToScheme(scheme)
 	cfg := inject.DefaultConfig()
-	cfg.ServiceCIDRs = []string{"10.96.0.0/12"}
+	cfg.NoProxy = []string{"10.96.0.0/12"}
 	srv := httptest.NewTLSServer(admission.WithDefaulter(scheme, &inject.Webhook{Config: cfg}))
 	defer srv.Close()
 	p := pod("crawl", "crawler", true, nil)

@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 
+	"github.com/crawlpolite/crawlpolite/internal/controller"
 	"github.com/crawlpolite/crawlpolite/internal/inject"
 	"github.com/crawlpolite/crawlpolite/internal/policy"
 )
@@ -29,6 +31,7 @@ type Options struct {
 	BasePolicyFile         string
 	LogLevel               string
 	Kubeconfig             string
+	CleanupGrace           time.Duration
 	// skipNameValidation lets tests run several managers in one process.
 	skipNameValidation bool
 
@@ -107,11 +110,9 @@ func parseOptions(args []string) (Options, error) {
 	fs.StringVar(&c.Redis, "redis", "", "the sidecars' shared Redis URL; empty gives each pod its own in-process semaphore")
 	fs.StringVar(&c.OnRedisDown, "on-redis-down", c.OnRedisDown, "the sidecars' behaviour when Redis is unreachable: fail or local")
 	fs.Var(listFlag{&c.AllowCIDRs}, "allow-cidr", "comma-separated private destination ranges the sidecars may reach")
-	fs.StringVar(&c.ClusterDomain, "cluster-domain", c.ClusterDomain, "cluster DNS domain (in NO_PROXY)")
-	fs.StringVar(&c.APIServer, "api-server", os.Getenv("KUBERNETES_SERVICE_HOST"), "API server host for NO_PROXY (default: this pod's KUBERNETES_SERVICE_HOST)")
-	fs.Var(listFlag{&c.ServiceCIDRs}, "service-cidr", "comma-separated service CIDRs (in NO_PROXY)")
-	fs.Var(listFlag{&c.PodCIDRs}, "pod-cidr", "comma-separated pod CIDRs (in NO_PROXY)")
-	fs.Var(listFlag{&c.NoProxy}, "no-proxy", "comma-separated extra NO_PROXY entries")
+	fs.StringVar(&c.RedisPasswordSecret, "redis-password-secret", "", "Secret in the manager's namespace whose key `password` is the Redis password; the controller copies it to each namespace with injected pods, the sidecars read it through a secretKeyRef")
+	fs.Var(listFlag{&c.NoProxy}, "no-proxy", "comma-separated NO_PROXY entries: hosts, domains or CIDRs crawlers reach without the sidecar (nothing by default, not even loopback)")
+	fs.DurationVar(&o.CleanupGrace, "cleanup-grace", controller.DefaultCleanupGrace, "how long a namespace keeps its policy ConfigMap and Redis Secret after its last injected pod is gone")
 	var excluded []string
 	fs.Var(listFlag{&excluded}, "exclude-namespaces", "comma-separated namespaces never injected, besides kube-system, kube-public, kube-node-lease and the manager's own")
 	if err := fs.Parse(args); err != nil {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/version"
 	"k8s.io/client-go/discovery"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -76,7 +77,7 @@ func serve(ctx context.Context, cfg *rest.Config, o Options) error {
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme,
-		Cache:                   controller.CacheOptions(),
+		Cache:                   controller.CacheOptions(o.Namespace, o.Inject.RedisPasswordSecret),
 		Metrics:                 metricsserver.Options{BindAddress: o.MetricsAddr},
 		HealthProbeBindAddress:  o.ProbeAddr,
 		LeaderElection:          o.LeaderElect,
@@ -96,7 +97,11 @@ func serve(ctx context.Context, cfg *rest.Config, o Options) error {
 	if err := (&inject.Webhook{Config: o.Inject}).Setup(mgr); err != nil {
 		return fmt.Errorf("webhook: %w", err)
 	}
-	rec := &controller.Reconciler{Client: mgr.GetClient(), Base: o.Base, ExcludedNamespaces: o.Inject.ExcludedNamespaces}
+	rec := &controller.Reconciler{Client: mgr.GetClient(), Base: o.Base, ExcludedNamespaces: o.Inject.ExcludedNamespaces,
+		CleanupGrace: o.CleanupGrace}
+	if o.Inject.RedisPasswordSecret != "" {
+		rec.RedisSecret = types.NamespacedName{Namespace: o.Namespace, Name: o.Inject.RedisPasswordSecret}
+	}
 	if err := rec.Setup(mgr); err != nil {
 		return fmt.Errorf("controller: %w", err)
 	}

@@ -31,7 +31,7 @@ type cluster struct {
 	stop func() error // stops the manager, returning what serve returned
 }
 
-func startCluster(t *testing.T) *cluster {
+func startCluster(t *testing.T, extraArgs ...string) *cluster {
 	t.Helper()
 	env := &envtest.Environment{
 		CRDDirectoryPaths: []string{"../../config/crd/bases"},
@@ -40,12 +40,12 @@ func startCluster(t *testing.T) *cluster {
 	}
 	cfg := kubetest.Start(t, env)
 	wio := env.WebhookInstallOptions
-	opts, err := parseOptions([]string{
+	opts, err := parseOptions(append([]string{
 		"--namespace=crawlpolite-system", "--cert-mode=external", "--cert-dir=" + wio.LocalServingCertDir,
 		"--webhook-host=" + wio.LocalServingHost, fmt.Sprintf("--webhook-port=%d", wio.LocalServingPort),
 		"--metrics-bind-address=0", "--health-probe-bind-address=0", "--leader-elect=false",
-		"--sidecar-image=registry.example/crawlpolite:test", "--service-cidr=10.0.0.0/24", "--log-level=error",
-	})
+		"--sidecar-image=registry.example/crawlpolite:test", "--no-proxy=10.0.0.0/24", "--log-level=error",
+	}, extraArgs...))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +160,7 @@ func TestWebhook(t *testing.T) {
 		t.Errorf("sidecar image %q", p.Spec.InitContainers[0].Image)
 	}
 	app := p.Spec.Containers[0]
-	if envOf(app, "HTTPS_PROXY") != "http://127.0.0.1:15080" || !strings.Contains(envOf(app, "NO_PROXY"), "10.0.0.0/24") {
+	if envOf(app, "HTTPS_PROXY") != "http://127.0.0.1:15080" || envOf(app, "NO_PROXY") != "10.0.0.0/24" {
 		t.Errorf("app env %+v", app.Env)
 	}
 	if p.Annotations[inject.AnnotationStatus] == "" {
@@ -329,4 +329,110 @@ func TestPolicyController(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the edited ConfigMap repaired", limitsAre(1, 2*time.Second))
+}
+
+// TestRedisSecret: with --redis-password-secret, the sidecar reads the password through a
+// secretKeyRef and the controller copies only the password key into each namespace with injected
+// pods, follows changes of the source and repairs edits of the copy.
+func TestRedisSecret(t *testing.T) {
+	k := startCluster(t, "--redis=redis://redis.crawlpolite-system:6379", "--redis-password-secret=redis-auth")
+	ctx := context.Background()
+	src := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "crawlpolite-system", Name: "redis-auth"},
+		Data: map[string][]byte{"password": []byte("s3cret"), "admin-password": []byte("not-for-pods")}}
+	if err := k.c.Create(ctx, src); err != nil {
+		t.Fatal(err)
+	}
+	p := pod("crawl", "crawler", true, nil)
+	if err := k.c.Create(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	sc := p.Spec.InitContainers[0]
+	for _, e := range sc.Env {
+		if strings.Contains(e.Value, "s3cret") {
+			t.Errorf("%s holds the password as a plain value", e.Name)
+		}
+		if e.Name == "CRAWLPOLITE_REDIS_PASSWORD" && (e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil ||
+			e.ValueFrom.SecretKeyRef.Name != inject.RedisSecret || e.ValueFrom.SecretKeyRef.Key != "password") {
+			t.Errorf("CRAWLPOLITE_REDIS_PASSWORD: %+v", e)
+		}
+	}
+	copyIs := func(ns, want string) func() bool {
+		return func() bool {
+			var s corev1.Secret
+			err := k.c.Get(ctx, types.NamespacedName{Namespace: ns, Name: inject.RedisSecret}, &s)
+			if want == "" {
+				return apierrors.IsNotFound(err)
+			}
+			return err == nil && len(s.Data) == 1 && string(s.Data["password"]) == want
+		}
+	}
+	waitFor(t, "the password copied, alone, into namespace crawl", copyIs("crawl", "s3cret"))
+	if !copyIs("other", "")() {
+		t.Error("a namespace without injected pods got the password")
+	}
+	src.Data["password"] = []byte("rotated")
+	if err := k.c.Update(ctx, src); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the rotated password in namespace crawl", copyIs("crawl", "rotated"))
+	var cp corev1.Secret
+	if err := k.c.Get(ctx, types.NamespacedName{Namespace: "crawl", Name: inject.RedisSecret}, &cp); err != nil {
+		t.Fatal(err)
+	}
+	cp.Data["password"] = []byte("edited")
+	if err := k.c.Update(ctx, &cp); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the edited copy repaired", copyIs("crawl", "rotated"))
+}
+
+// TestCleanup: a namespace whose last injected pod is gone loses its policy ConfigMap and Redis
+// Secret after the grace period, not before; a pod coming back within it cancels the removal.
+func TestCleanup(t *testing.T) {
+	const grace = 3 * time.Second
+	k := startCluster(t, "--redis-password-secret=redis-auth", "--cleanup-grace="+grace.String())
+	ctx := context.Background()
+	if err := k.c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "crawlpolite-system", Name: "redis-auth"},
+		Data: map[string][]byte{"password": []byte("s3cret")}}); err != nil {
+		t.Fatal(err)
+	}
+	state := func(ns string) (cm *corev1.ConfigMap, secret bool) {
+		var m corev1.ConfigMap
+		if k.c.Get(ctx, types.NamespacedName{Namespace: ns, Name: inject.PolicyConfigMap}, &m) == nil {
+			cm = &m
+		}
+		var s corev1.Secret
+		return cm, k.c.Get(ctx, types.NamespacedName{Namespace: ns, Name: inject.RedisSecret}, &s) == nil
+	}
+	for _, ns := range []string{"crawl", "other"} {
+		if err := k.c.Create(ctx, pod(ns, "crawler", true, nil)); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "delivery to "+ns, func() bool { cm, s := state(ns); return cm != nil && s })
+	}
+	del := func(ns string) {
+		if err := k.c.Delete(ctx, pod(ns, "crawler", true, nil)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	del("crawl")
+	del("other")
+	marked := func(ns string, want bool) func() bool {
+		return func() bool {
+			cm, _ := state(ns)
+			return cm != nil && (cm.Annotations["crawlpolite.io/orphaned-since"] != "") == want
+		}
+	}
+	// Marked first: the removal waits for the grace period.
+	waitFor(t, "namespace crawl marked orphaned", marked("crawl", true))
+	waitFor(t, "namespace other marked orphaned", marked("other", true))
+	if err := k.c.Create(ctx, pod("other", "crawler-again", true, nil)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the mark on namespace other cleared", marked("other", false))
+	waitFor(t, "namespace crawl cleaned up", func() bool { cm, s := state("crawl"); return cm == nil && !s })
+	time.Sleep(grace + time.Second)
+	if cm, s := state("other"); cm == nil || !s || cm.Annotations["crawlpolite.io/orphaned-since"] != "" {
+		t.Errorf("namespace other has injected pods again but lost its delivery: configmap %v, secret %v", cm != nil, s)
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -39,6 +40,12 @@ type Reconciler struct {
 	Base policy.Document
 	// ExcludedNamespaces receive no ConfigMap (no pod there is injected).
 	ExcludedNamespaces []string
+	// RedisSecret, when named, is the Secret (in the manager's namespace) whose password key is
+	// copied, alone, into every namespace with injected pods as inject.RedisSecret.
+	RedisSecret types.NamespacedName
+	// CleanupGrace is how long a namespace without injected pods keeps what was delivered to it
+	// (DefaultCleanupGrace when zero).
+	CleanupGrace time.Duration
 }
 
 var everything = reconcile.Request{NamespacedName: types.NamespacedName{Name: "crawlpolite-policy"}}
@@ -49,12 +56,22 @@ const (
 	managedByValue = "crawlpolite"
 )
 
-// CacheOptions keeps the manager's cache to what the controller reads: injected pods and the
-// policy ConfigMaps, not every pod and ConfigMap of the cluster.
-func CacheOptions() cache.Options {
+// CacheOptions keeps the manager's cache to what the controller reads: injected pods, the policy
+// ConfigMaps and the Redis Secret copies, and the source Secret (named redisSecret, in the
+// manager's namespace), not every pod, ConfigMap and Secret of the cluster.
+func CacheOptions(namespace, redisSecret string) cache.Options {
+	secrets := cache.ByObject{Field: fields.OneTermEqualSelector("metadata.name", inject.RedisSecret)}
+	if redisSecret != "" {
+		secrets.Namespaces = map[string]cache.Config{
+			namespace:           {FieldSelector: fields.OneTermEqualSelector("metadata.name", redisSecret)},
+			cache.AllNamespaces: {FieldSelector: fields.OneTermEqualSelector("metadata.name", inject.RedisSecret)},
+		}
+		secrets.Field = nil
+	}
 	return cache.Options{ByObject: map[client.Object]cache.ByObject{
 		&corev1.Pod{}:       {Label: labels.SelectorFromSet(labels.Set{inject.InjectLabel: "enabled"})},
 		&corev1.ConfigMap{}: {Field: fields.OneTermEqualSelector("metadata.name", inject.PolicyConfigMap)},
+		&corev1.Secret{}:    secrets,
 	}}
 }
 
@@ -69,6 +86,7 @@ func (r *Reconciler) Setup(mgr ctrl.Manager) error {
 		Watches(&v1alpha1.CrawlPolicy{}, all, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&corev1.Pod{}, all, builder.WithPredicates(podsCome)).
 		Watches(&corev1.ConfigMap{}, all). // repairs edits and deletions
+		Watches(&corev1.Secret{}, all).    // the source's changes, the copies' edits and deletions
 		WithOptions(controllerOptions()).
 		Complete(r)
 }
@@ -90,12 +108,27 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 	}
 	var delivered int32
 	var failed []error
+	password, err := r.redisPassword(ctx)
+	if err != nil {
+		failed = append(failed, err)
+	}
 	for _, ns := range namespaces {
-		if err := r.deliver(ctx, ns, c.data); err != nil {
+		err := r.deliver(ctx, ns, c.data)
+		if err == nil && password != nil {
+			err = r.deliverSecret(ctx, ns, password)
+		}
+		if err != nil {
 			failed = append(failed, fmt.Errorf("namespace %s: %w", ns, err))
 			continue
 		}
 		delivered++
+	}
+	// A missing password is not removed from pods that have one: nothing is cleaned up then.
+	var requeue time.Duration
+	if r.RedisSecret.Name == "" || password != nil {
+		if requeue, err = r.cleanup(ctx, namespaces, password); err != nil {
+			failed = append(failed, err)
+		}
 	}
 	deliveryErr := errors.Join(failed...)
 	for i := range list.Items {
@@ -107,7 +140,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 		log.Error(err, "policy not delivered everywhere; retrying")
 		return reconcile.Result{}, err
 	}
-	return reconcile.Result{}, nil
+	return reconcile.Result{RequeueAfter: requeue}, nil
 }
 
 // namespaces are those with injected pods, sorted.
@@ -139,9 +172,10 @@ func (r *Reconciler) deliver(ctx context.Context, ns string, data []byte) error 
 		return r.Client.Create(ctx, &cm)
 	case err != nil:
 		return err
-	case bytes.Equal([]byte(cm.Data[inject.PolicyKey]), data) && cm.Labels[managedBy] == managedByValue:
+	case bytes.Equal([]byte(cm.Data[inject.PolicyKey]), data) && cm.Labels[managedBy] == managedByValue && cm.Annotations[orphanedSince] == "":
 		return nil
 	}
+	delete(cm.Annotations, orphanedSince) // its namespace has injected pods again
 	cm.Data = map[string]string{inject.PolicyKey: string(data)}
 	if cm.Labels == nil {
 		cm.Labels = map[string]string{}

@@ -1,12 +1,16 @@
 package inject
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
+	"net/url"
+	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 // Names shared with the controller (which writes the policy ConfigMap) and the manifests.
@@ -16,7 +20,12 @@ const (
 	PolicyKey       = "policy.yaml"
 	InjectLabel     = "crawlpolite.io/inject" // = "enabled" opts a pod in
 	ProxyPort       = 15080
-	AdminPort       = 15090
+	AdminPort       = 15081 // not 15090: that is Envoy's Prometheus port in Istio pods
+	// RedisSecret is the Secret, in every namespace with injected pods, whose key RedisSecretKey
+	// holds the Redis password. The controller copies it from the Secret named by
+	// Config.RedisPasswordSecret in the manager's namespace.
+	RedisSecret    = "crawlpolite-redis"
+	RedisSecretKey = "password"
 
 	caVolume     = "crawlpolite-ca"
 	policyVolume = "crawlpolite-policy"
@@ -48,16 +57,17 @@ type Config struct {
 	Mode            Mode
 	NativeSidecars  bool   // the cluster runs native sidecars (decides ModeAuto)
 	LogLevel        string // debug | info | warn | error
-	Redis           string // the sidecar's --redis; empty for the in-process backend
-	OnRedisDown     string // fail | local
-	AllowCIDRs      []string
+	Redis           string // the sidecar's --redis; empty for the in-process backend; never holds a password
+	// RedisPasswordSecret, when set, is a Secret in the manager's namespace with the Redis password
+	// under RedisSecretKey: sidecars read its copy (RedisSecret) through a secretKeyRef.
+	RedisPasswordSecret string
+	OnRedisDown         string // fail | local
+	AllowCIDRs          []string
 
-	// NO_PROXY: besides localhost and loopback, what the crawler reaches directly.
-	ClusterDomain string   // e.g. cluster.local
-	APIServer     string   // the API server's host, when not inside ServiceCIDRs
-	ServiceCIDRs  []string // e.g. 10.96.0.0/12
-	PodCIDRs      []string
-	NoProxy       []string // extra entries
+	// NoProxy is what the crawler reaches without the sidecar: the whole NO_PROXY, with the pods'
+	// crawlpolite.io/no-proxy entries. Nothing is there by default (no loopback, .svc or cluster
+	// CIDRs): a crawled link to an in-cluster address then meets the sidecar's destination guard.
+	NoProxy []string
 
 	// ExcludedNamespaces never get a sidecar, whatever the pod says (the webhook configuration
 	// excludes them too).
@@ -77,7 +87,6 @@ func DefaultConfig() Config {
 		NativeSidecars:     true,
 		LogLevel:           "info",
 		OnRedisDown:        "fail",
-		ClusterDomain:      "cluster.local",
 		ExcludedNamespaces: []string{"kube-system", "kube-public", "kube-node-lease"},
 	}
 }
@@ -93,12 +102,15 @@ func (c Config) Validate() error {
 		return fmt.Errorf("inject: log level %q must be debug, info, warn or error", c.LogLevel)
 	case c.OnRedisDown != "fail" && c.OnRedisDown != "local":
 		return fmt.Errorf("inject: on-redis-down %q must be fail or local", c.OnRedisDown)
+	case c.RedisPasswordSecret != "" && len(validation.IsDNS1123Subdomain(c.RedisPasswordSecret)) > 0:
+		return fmt.Errorf("inject: redis password secret %q is not a Secret name", c.RedisPasswordSecret)
 	}
-	for _, cidrs := range [][]string{c.ServiceCIDRs, c.PodCIDRs, c.AllowCIDRs} {
-		for _, s := range cidrs {
-			if _, err := netip.ParsePrefix(s); err != nil {
-				return fmt.Errorf("inject: %q is not a CIDR", s)
-			}
+	if err := redisURLWithoutPassword(c.Redis); err != nil {
+		return err
+	}
+	for _, s := range c.AllowCIDRs {
+		if _, err := netip.ParsePrefix(s); err != nil {
+			return fmt.Errorf("inject: %q is not a CIDR", s)
 		}
 	}
 	for _, e := range c.NoProxy {
@@ -122,24 +134,28 @@ func noProxyEntry(e string) error {
 	return nil
 }
 
-// noProxy is the NO_PROXY value: what the crawler reaches without the sidecar.
+// redisURLWithoutPassword refuses a Redis URL carrying a password: it would be a plain value in
+// every pod spec (and in anything that prints pod specs). Its message never repeats the URL.
+func redisURLWithoutPassword(s string) error {
+	if s == "" {
+		return nil
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return errors.New("inject: the redis URL does not parse")
+	}
+	if _, set := u.User.Password(); set || u.Query().Has("password") || u.Query().Has("sentinel_password") {
+		return errors.New("inject: the redis URL holds a password: put it in a Secret and name it with --redis-password-secret")
+	}
+	return nil
+}
+
+// noProxy is the NO_PROXY value: what the crawler reaches without the sidecar (nothing unless
+// listed).
 func (c Config) noProxy(extra []string) string {
-	list := []string{"localhost", "127.0.0.1", "::1", ".svc"}
-	if c.ClusterDomain != "" {
-		list = append(list, "."+strings.TrimPrefix(c.ClusterDomain, "."))
-	}
-	if c.APIServer != "" {
-		list = append(list, c.APIServer)
-	}
-	list = append(list, c.ServiceCIDRs...)
-	list = append(list, c.PodCIDRs...)
-	list = append(list, c.NoProxy...)
-	list = append(list, extra...)
-	seen := map[string]bool{}
-	out := list[:0]
-	for _, e := range list {
-		if !seen[e] {
-			seen[e] = true
+	var out []string
+	for _, e := range append(slices.Clip(c.NoProxy), extra...) {
+		if !slices.Contains(out, e) {
 			out = append(out, e)
 		}
 	}

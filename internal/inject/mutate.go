@@ -113,7 +113,9 @@ func sidecar(c Config, mode Mode) corev1.Container {
 		Name:            ContainerName,
 		Image:           c.Image,
 		ImagePullPolicy: c.ImagePullPolicy,
-		Args:            []string{fmt.Sprintf("--listen=127.0.0.1:%d", ProxyPort), fmt.Sprintf("--admin-listen=:%d", AdminPort)},
+		// Named, not left to the image's ENTRYPOINT: one image holds several programs.
+		Command: []string{SidecarBinary},
+		Args:    []string{fmt.Sprintf("--listen=127.0.0.1:%d", ProxyPort), fmt.Sprintf("--admin-listen=:%d", AdminPort)},
 		Env: []corev1.EnvVar{
 			{Name: "CRAWLPOLITE_POLICY_FILE", Value: policyDir + "/" + PolicyKey},
 			{Name: "CRAWLPOLITE_CA_DIR", Value: caDir},
@@ -124,6 +126,9 @@ func sidecar(c Config, mode Mode) corev1.Container {
 			// One P per CPU of the limit (at least one): no idle threads spinning on the crawler's node.
 			{Name: "GOMAXPROCS", ValueFrom: &corev1.EnvVarSource{ResourceFieldRef: &corev1.ResourceFieldSelector{
 				ContainerName: ContainerName, Resource: "limits.cpu", Divisor: resource.MustParse("1")}}},
+			// The sidecar keeps its heap under 80% of this (GOMEMLIMIT) and sizes its robots cache from it.
+			{Name: "CRAWLPOLITE_MEMORY_LIMIT", ValueFrom: &corev1.EnvVarSource{ResourceFieldRef: &corev1.ResourceFieldSelector{
+				ContainerName: ContainerName, Resource: "limits.memory", Divisor: resource.MustParse("1")}}},
 		},
 		Ports:     []corev1.ContainerPort{{Name: "cp-admin", ContainerPort: AdminPort, Protocol: corev1.ProtocolTCP}},
 		Resources: c.Resources,
@@ -148,6 +153,11 @@ func sidecar(c Config, mode Mode) corev1.Container {
 			SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 		},
 		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
+	}
+	if c.RedisPasswordSecret != "" {
+		// Not optional: a sidecar without its password would only fail to authenticate.
+		ct.Env = append(ct.Env, corev1.EnvVar{Name: "CRAWLPOLITE_REDIS_PASSWORD", ValueFrom: &corev1.EnvVarSource{
+			SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: RedisSecret}, Key: RedisSecretKey}}})
 	}
 	switch mode {
 	case ModeNative:

@@ -3,6 +3,7 @@ package inject
 import (
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -15,9 +16,6 @@ import (
 func testConfig() Config {
 	c := DefaultConfig()
 	c.Image = "registry.example/crawlpolite:v1"
-	c.ServiceCIDRs = []string{"10.96.0.0/12"}
-	c.PodCIDRs = []string{"10.244.0.0/16"}
-	c.APIServer = "10.96.0.1"
 	c.NoProxy = []string{".internal.example"}
 	c.Redis = "redis://redis.crawlpolite:6379"
 	return c
@@ -166,11 +164,10 @@ func checkPointed(t *testing.T, c corev1.Container, userSet string) {
 			t.Errorf("%s: %s=%q", c.Name, name, v)
 		}
 	}
-	np, _ := env(c, "NO_PROXY")
-	for _, want := range []string{"localhost", "127.0.0.1", "::1", ".svc", ".cluster.local", "10.96.0.1", "10.96.0.0/12", "10.244.0.0/16", ".internal.example"} {
-		if !strings.Contains(","+np+",", ","+want+",") {
-			t.Errorf("%s: NO_PROXY %q lacks %s", c.Name, np, want)
-		}
+	// Only what was listed: a crawled link to loopback, a Service or a pod IP goes through the
+	// sidecar's destination guard.
+	if np, _ := env(c, "NO_PROXY"); np != ".internal.example" && userSet != "NO_PROXY" {
+		t.Errorf("%s: NO_PROXY %q, want only the listed .internal.example", c.Name, np)
 	}
 	for _, name := range []string{"SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"} {
 		if v, _ := env(c, name); v != caDir+"/bundle.crt" {
@@ -369,4 +366,63 @@ func names(list []corev1.Container) string {
 		s = append(s, c.Name)
 	}
 	return strings.Join(s, ",")
+}
+
+// TestSidecarContract: what the sidecar container promises the image, the kubelet and the
+// security model: its command named, the admin port clear of Envoy's 15090, GOMEMLIMIT's source
+// injected, the Redis password only through a secretKeyRef.
+func TestSidecarContract(t *testing.T) {
+	c := testConfig()
+	c.RedisPasswordSecret = "redis-auth"
+	pod := crawlerPod(nil)
+	mustMutate(t, pod, c)
+	sc, _ := find(pod.Spec.InitContainers, ContainerName)
+	if len(sc.Command) != 1 || sc.Command[0] != "/usr/local/bin/crawlpolite-sidecar" {
+		t.Errorf("command %q, want the sidecar binary named", sc.Command)
+	}
+	if AdminPort != 15081 || !slices.Contains(sc.Args, "--admin-listen=:15081") || sc.Ports[0].ContainerPort != 15081 {
+		t.Errorf("admin port: args %q ports %+v", sc.Args, sc.Ports)
+	}
+	refs := map[string]*corev1.EnvVarSource{}
+	for _, e := range sc.Env {
+		refs[e.Name] = e.ValueFrom
+		if strings.Contains(strings.ToLower(e.Name), "password") && e.Value != "" {
+			t.Errorf("%s is a plain value", e.Name)
+		}
+	}
+	if r := refs["CRAWLPOLITE_MEMORY_LIMIT"]; r == nil || r.ResourceFieldRef == nil || r.ResourceFieldRef.Resource != "limits.memory" ||
+		r.ResourceFieldRef.ContainerName != ContainerName {
+		t.Errorf("CRAWLPOLITE_MEMORY_LIMIT source %+v", r)
+	}
+	if r := refs["CRAWLPOLITE_REDIS_PASSWORD"]; r == nil || r.SecretKeyRef == nil || r.SecretKeyRef.Name != RedisSecret ||
+		r.SecretKeyRef.Key != "password" || (r.SecretKeyRef.Optional != nil && *r.SecretKeyRef.Optional) {
+		t.Errorf("CRAWLPOLITE_REDIS_PASSWORD source %+v", r)
+	}
+	pod = crawlerPod(nil)
+	mustMutate(t, pod, testConfig())
+	sc, _ = find(pod.Spec.InitContainers, ContainerName)
+	if _, ok := env(sc, "CRAWLPOLITE_REDIS_PASSWORD"); ok {
+		t.Error("a password variable without a password secret")
+	}
+}
+
+func TestRedisURLWithPasswordRefused(t *testing.T) {
+	for _, u := range []string{"redis://:s3cr%zzet@redis:6379", "redis://user:s3cret@redis:6379", "redis+sentinel://s:26379/m?password=s3cret",
+		"redis+sentinel://s:26379/m?sentinel_password=s3cret"} {
+		c := testConfig()
+		c.Redis = u
+		err := c.Validate()
+		if err == nil {
+			t.Errorf("%s accepted", u)
+			continue
+		}
+		if strings.Contains(err.Error(), "s3cr") {
+			t.Errorf("the error repeats the password: %v", err)
+		}
+	}
+	c := testConfig()
+	c.Redis = "redis+cluster://user@a:6379,b:6379"
+	if err := c.Validate(); err != nil {
+		t.Errorf("a user name without a password: %v", err)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/http/httptrace"
 	"net/http/httputil"
 	"sync"
 	"time"
@@ -40,16 +41,30 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request) {
 			s.refuse(w, r, err) // the client went away
 			return
 		}
-		s.rp.ServeHTTP(w, r.WithContext(context.WithValue(ctx, turnKey{}, turn)))
+		// The origin request runs under up, not the client's context: a client that leaves while
+		// the origin works on its request (a 100-continue upload, an upgrade) must not free the
+		// slot under it, as h1.serve does not either.
+		s.rp.ServeHTTP(w, r.WithContext(httptrace.WithClientTrace(context.WithValue(up, turnKey{}, turn), sentTrace(turn))))
 		return
 	}
 	r = r.WithContext(ctx)
-	err = s.h1.serve(w, r, up, turn.Wait, func(resp *http.Response) {
+	err = s.h1.serve(w, r, up, turn.Wait, turn.Sent, func(resp *http.Response) {
 		turn.Response(resp.StatusCode, resp.Header)
 		s.metrics.outcome("ok")
 	})
 	if err != nil {
 		s.upstreamError(w, r, err)
+	}
+}
+
+// sentTrace reports a ReverseProxy request as sent once the Transport has flushed its head (before
+// waiting for 100 Continue) and again once the whole request is written. The Transport does not
+// say when it flushed any other head, so the end stands in: later is safe, and as the latest mark
+// counts, a 100-continue upload counts as starting when its body is written.
+func sentTrace(turn Turn) *httptrace.ClientTrace {
+	return &httptrace.ClientTrace{
+		Wait100Continue: turn.Sent,
+		WroteRequest:    func(httptrace.WroteRequestInfo) { turn.Sent() },
 	}
 }
 
@@ -86,6 +101,8 @@ func (s *Server) upstreamError(w http.ResponseWriter, r *http.Request, err error
 	case errors.Is(context.Cause(ctx), errLost), errors.Is(err, errLost):
 		s.refuse(w, r, &Refusal{Status: http.StatusServiceUnavailable, Type: "proxy_internal_error",
 			Reason: "lease_lost", Details: "the hold on the origin's slot was lost", RetryAfter: time.Second, Err: err})
+	case errors.As(err, new(*Refusal)): // the client's own fault (a stalled upload): it may still listen
+		s.refuse(w, r, err)
 	case ctx.Err() != nil: // the client went away: nobody to answer
 		s.metrics.outcome("client_gone")
 	default:

@@ -24,6 +24,7 @@ import (
 type h1 struct {
 	dial          func(ctx context.Context, addr string) (net.Conn, error)
 	headerTimeout time.Duration // from the request written to the response head read
+	uploadIdle    time.Duration // each step of the request's way to the origin (see idleBody)
 	tlsTimeout    time.Duration
 	idleTimeout   time.Duration
 	maxHead       int // bytes of one response head
@@ -47,7 +48,7 @@ type h1conn struct {
 }
 
 func newH1(dial func(context.Context, string) (net.Conn, error), o Options, buffers *bufferPool) *h1 {
-	h := &h1{dial: dial, headerTimeout: o.ResponseHeaderTimeout, tlsTimeout: o.TLSHandshakeTimeout, idleTimeout: o.IdleTimeout, maxHead: o.MaxResponseHeaderBytes, maxIdle: o.MaxIdleConns, maxIdlePer: min(64, o.MaxIdleConns),
+	h := &h1{dial: dial, headerTimeout: o.ResponseHeaderTimeout, uploadIdle: o.UploadIdleTimeout, tlsTimeout: o.TLSHandshakeTimeout, idleTimeout: o.IdleTimeout, maxHead: o.MaxResponseHeaderBytes, maxIdle: o.MaxIdleConns, maxIdlePer: min(64, o.MaxIdleConns),
 		buffers: buffers, idle: map[string][]*h1conn{}, quit: make(chan struct{})}
 	go h.reap()
 	return h
@@ -64,14 +65,15 @@ func (h *h1) handles(r *http.Request) bool {
 var errNoResponse = errors.New("proxy: reused connection closed before the response")
 
 // serve readies a connection to r's origin (dialled, TLS done), calls wait, then sends r and streams
-// the response to w: what the origin sees starts at the gate, not a handshake later. It returns an
+// the response to w: what the origin sees starts at the gate, not a handshake later. sent is called
+// once the request's head is on the connection (each time it is sent). It returns an
 // error, for the caller to answer, only when nothing was written to w yet.
 //
 // up bounds the exchange with the origin; it outlives the client (r's context). A client that goes
 // away before r is sent stops it being sent; after, the origin is still working on it, so the
 // exchange runs to its end (the response drained, within limits) while the turn stays held: the
 // origin never sees more requests in flight than the turn allows, whatever crawlers cancel.
-func (h *h1) serve(w http.ResponseWriter, r *http.Request, up context.Context, wait func(context.Context) error, onHead func(*http.Response)) error {
+func (h *h1) serve(w http.ResponseWriter, r *http.Request, up context.Context, wait func(context.Context) error, sent func(), onHead func(*http.Response)) error {
 	ctx := r.Context()
 	out := outgoing(r)
 	tlsOn, name := out.URL.Scheme == "https", out.URL.Hostname()
@@ -118,7 +120,7 @@ func (h *h1) serve(w http.ResponseWriter, r *http.Request, up context.Context, w
 			}
 			reused = false
 		}
-		resp, rerr := h.roundTrip(up, c, out, reused, w)
+		resp, rerr := h.roundTrip(up, c, out, reused, w, sent)
 		if errors.Is(rerr, errNoResponse) && idempotent && !retried {
 			// Once, on a new connection: another pooled one may be just as stale.
 			retried = true
@@ -172,7 +174,7 @@ func removeHopByHop(h http.Header) {
 
 // roundTrip writes out on c and reads the response head, forwarding 1xx responses to w. The
 // connection is closed on failure.
-func (h *h1) roundTrip(ctx context.Context, c *h1conn, out *http.Request, reused bool, w http.ResponseWriter) (*http.Response, error) {
+func (h *h1) roundTrip(ctx context.Context, c *h1conn, out *http.Request, reused bool, w http.ResponseWriter, sent func()) (*http.Response, error) {
 	// ctx ending (the turn's lease lost, the drain out of time; not the client leaving) ends the
 	// exchange at once.
 	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Unix(1, 0)) })
@@ -184,12 +186,13 @@ func (h *h1) roundTrip(ctx context.Context, c *h1conn, out *http.Request, reused
 		}
 		return nil, err
 	}
-	_ = c.SetDeadline(time.Now().Add(h.headerTimeout))
-	if err := out.Write(c.bw); err != nil {
+	if err := h.write(ctx, c, out, w, sent); err != nil {
 		return fail(err)
 	}
-	if err := c.bw.Flush(); err != nil {
-		return fail(err)
+	// The response head is waited for once the request is written, however long its body took.
+	_ = c.SetReadDeadline(time.Now().Add(h.headerTimeout))
+	if ctx.Err() != nil { // the hook may have run before the deadline above replaced its own
+		return fail(ctx.Err())
 	}
 	if _, err := c.br.Peek(1); err != nil {
 		if reused && (errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ECONNRESET)) {

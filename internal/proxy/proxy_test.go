@@ -25,6 +25,7 @@ import (
 // fakePolicy admits everything at once, unless admit says otherwise; it records what it admitted.
 type fakePolicy struct {
 	admit func(r *http.Request) error // nil: admit
+	turn  func() Turn                 // nil: fakeTurn
 
 	mu   sync.Mutex
 	seen []string // URLs given to Admit
@@ -38,6 +39,9 @@ func (f *fakePolicy) Admit(_ context.Context, r *http.Request) (Turn, error) {
 		if err := f.admit(r); err != nil {
 			return nil, err
 		}
+	}
+	if f.turn != nil {
+		return f.turn(), nil
 	}
 	return fakeTurn{}, nil
 }
@@ -55,6 +59,7 @@ type fakeTurn struct{}
 func (fakeTurn) Wait(context.Context) error   { return nil }
 func (fakeTurn) AfterLost(func()) func() bool { return func() bool { return true } }
 func (fakeTurn) Response(int, http.Header)    {}
+func (fakeTurn) Sent()                        {}
 func (fakeTurn) Release()                     {}
 
 var _ Politeness = (*fakePolicy)(nil)

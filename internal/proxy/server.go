@@ -32,6 +32,11 @@ type Turn interface {
 	// AfterLost arranges for f to run (in its own goroutine) if the hold is lost before Release, so
 	// the request can be cancelled; stop unregisters f, reporting false if it already ran.
 	AfterLost(f func()) (stop func() bool)
+	// Sent is called once the request has been handed to the origin's connection (its head
+	// written, or later), so the politeness can keep the host's next start a delay after the start
+	// the origin saw even when the request went late after Wait (a starved process). It may be
+	// called again (a request sent again, or a later mark of the same one); the latest counts.
+	Sent()
 	// Response is called with the origin's response head, before its body is streamed.
 	Response(status int, h http.Header)
 	// Release gives the hold back. It is called exactly once, and must not block for long.
@@ -48,6 +53,10 @@ type Options struct {
 	DialTimeout           time.Duration // to the origin; default 10s
 	TLSHandshakeTimeout   time.Duration // with the origin; default 10s
 	ResponseHeaderTimeout time.Duration // origin's response head after the request was sent; default 60s
+	// UploadIdleTimeout bounds each step of a request body's way to the origin (the next bytes
+	// from the client, their write to the origin), renewed with every chunk: a slow upload that
+	// keeps moving is not cut off, a stalled one is. Default 30s.
+	UploadIdleTimeout time.Duration
 	// MaxResponseHeaderBytes bounds each response head an origin sends (status line and header
 	// fields; each 1xx too); a longer one fails the request with 502 and closes the connection.
 	// Default DefaultMaxResponseHeaderBytes (64 KiB).
@@ -71,6 +80,7 @@ func (o Options) withDefaults() Options {
 	def(&o.DialTimeout, 10*time.Second)
 	def(&o.TLSHandshakeTimeout, 10*time.Second)
 	def(&o.ResponseHeaderTimeout, 60*time.Second)
+	def(&o.UploadIdleTimeout, 30*time.Second)
 	if o.MaxHeaderBytes <= 0 {
 		o.MaxHeaderBytes = 64 << 10
 	}

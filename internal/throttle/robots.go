@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"time"
 
 	"github.com/crawlpolite/crawlpolite/internal/policy"
 	"github.com/crawlpolite/crawlpolite/internal/proxy"
@@ -90,7 +91,20 @@ type robotsTurn struct {
 	t     *Throttle
 	sem   *semaphore.Semaphore
 	lease *semaphore.Lease
+	began bool // Start let the fetch go
 }
 
-func (r *robotsTurn) Start(ctx context.Context) error { return r.lease.Wait(ctx) }
-func (r *robotsTurn) Done()                           { r.t.release(r.sem, r.lease) }
+func (r *robotsTurn) Start(ctx context.Context) error {
+	err := r.lease.Wait(ctx)
+	r.began = err == nil
+	return err
+}
+
+// Done counts the fetch as started when it ends: the robots fetcher does not say when its request
+// was written, and the end is never earlier, so the next start is at least a delay after it.
+func (r *robotsTurn) Done() {
+	if r.began {
+		r.lease.Started(time.Now())
+	}
+	r.t.release(r.sem, r.lease)
+}

@@ -192,19 +192,27 @@ func TestStateDefaultPorts(t *testing.T) {
 	}
 }
 
-// TestLateness: every start is measured against its turn's start.
+// TestLateness: every start is measured against its turn's start, and a request sent late moves
+// the next turn's start to the delay after it was sent.
 func TestLateness(t *testing.T) {
 	thr := newThrottle(t, "defaults:\n  maxConcurrency: 1\n  minDelay: 50ms\n  robots: ignore\n")
 	ctx := context.Background()
-	for range 3 {
-		turn, err := thr.Admit(ctx, get("http://late.example/"))
+	var sent time.Time
+	for i := range 3 {
+		tu, err := thr.Admit(ctx, get("http://late.example/"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := turn.Wait(ctx); err != nil {
+		if start := tu.(*turn).lease.Start; i > 0 && start.Before(sent.Add(50*time.Millisecond)) {
+			t.Errorf("turn %d starts %v after the previous request was sent, delay 50ms", i, start.Sub(sent))
+		}
+		if err := tu.Wait(ctx); err != nil {
 			t.Fatal(err)
 		}
-		turn.Release()
+		time.Sleep(30 * time.Millisecond) // let go late
+		sent = time.Now()
+		tu.Sent()
+		tu.Release()
 	}
 	var m dto.Metric
 	if err := thr.metrics.late.Write(&m); err != nil {

@@ -27,12 +27,20 @@ func (u *turn) Wait(ctx context.Context) error {
 	if err := u.lease.Wait(ctx); err != nil {
 		return err
 	}
-	u.t.metrics.late.Observe(max(0, time.Since(u.lease.Start)).Seconds())
 	u.t.metrics.wait.WithLabelValues(u.label).Observe(time.Since(u.began).Seconds())
 	u.t.metrics.inFlight.WithLabelValues(u.label).Inc()
 	u.t.hosts.started(u.lease.Key)
 	u.started = true
 	return nil
+}
+
+// Sent records the request's actual start with its lease, whose release moves the host's next start
+// to a delay after it (see semaphore.Lease.Started), and measures how late after the turn's start
+// the request went.
+func (u *turn) Sent() {
+	now := time.Now()
+	u.lease.Started(now)
+	u.t.metrics.late.Observe(max(0, now.Sub(u.lease.Start)).Seconds())
 }
 
 func (u *turn) AfterLost(f func()) (stop func() bool) { return u.lease.AfterLost(f) }

@@ -34,6 +34,7 @@ func TestConformance(t *testing.T) {
 		{"stale release after expiry frees nothing", false, testStaleRelease},
 		{"lease refreshed while held", false, testLeaseRefresh},
 		{"backoff pushes the start for everyone", false, testBackoff},
+		{"a late start pushes the gate (release and refresh)", false, testLateStart},
 		{"idle key leaves nothing behind", false, testIdleKeyVanishes},
 		{"odd keys", false, testOddKeys},
 		{"holder killed with SIGKILL frees its slot within its lease", true, testKilledHolder},
@@ -384,6 +385,72 @@ func testBackoff(t *testing.T, b backend) {
 	}
 }
 
+// testLateStart: a holder that reports starting later than its grant's start moves the key's next
+// start to a delay after that actual start: for the waiter its release hands the slot to, for a
+// newcomer after the release, and for a grant made after a refresh that carried the report.
+func testLateStart(t *testing.T, b backend) {
+	ctx := context.Background()
+	s := b.open(t, semaphore.Options{Lease: 300 * time.Millisecond})
+	l := semaphore.Limits{Concurrency: 1, Delay: 150 * time.Millisecond}
+	late := func(lease *semaphore.Lease, by time.Duration) time.Time {
+		if err := lease.Wait(ctx); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(by)
+		at := time.Now()
+		lease.Started(at)
+		return at
+	}
+	check := func(what string, began time.Time, next *semaphore.Lease, delay time.Duration) {
+		t.Helper()
+		if early := began.Add(delay).Sub(next.Start); early > 0 {
+			t.Fatalf("%s: starts %v before the delay after the previous actual start", what, early)
+		}
+	}
+
+	first := mustAcquire(t, s, "late", l)
+	began := late(first, 100*time.Millisecond)
+	got := make(chan *semaphore.Lease, 1)
+	go func() {
+		lease, err := s.Acquire(ctx, "late", l)
+		if err != nil {
+			t.Error(err)
+		}
+		got <- lease
+	}()
+	for st, _ := s.State(ctx, "late"); st.Waiters == 0; st, _ = s.State(ctx, "late") {
+		time.Sleep(5 * time.Millisecond)
+	}
+	mustRelease(t, first)
+	second := <-got
+	if second == nil {
+		t.FailNow()
+	}
+	check("the waiter granted by the release", began, second, l.Delay)
+
+	began = late(second, 80*time.Millisecond)
+	mustRelease(t, second)
+	third := mustAcquire(t, s, "late", l)
+	check("a newcomer after the release", began, third, l.Delay)
+	mustRelease(t, third) // never started: reports nothing, the gate stays where the grant put it
+	fourth := mustAcquire(t, s, "late", l)
+	if gap := fourth.Start.Sub(third.Start); gap > l.Delay+50*time.Millisecond {
+		t.Fatalf("a release without a start moved the gate: %v after the previous start, delay %v", gap, l.Delay)
+	}
+	mustRelease(t, fourth)
+
+	// Two at once: the second slot is granted while the first is held, after the first's refresh
+	// (at two thirds of the 300 ms lease) reported its late start.
+	two := semaphore.Limits{Concurrency: 2, Delay: 400 * time.Millisecond}
+	a := mustAcquire(t, s, "late2", two)
+	began = late(a, 100*time.Millisecond)
+	time.Sleep(200 * time.Millisecond)
+	b2 := mustAcquire(t, s, "late2", two)
+	check("a grant after the refresh", began, b2, two.Delay)
+	mustRelease(t, a)
+	mustRelease(t, b2)
+}
+
 func testIdleKeyVanishes(t *testing.T, b backend) {
 	prefix := uniquePrefix()
 	s := b.open(t, semaphore.Options{Prefix: prefix})
@@ -516,6 +583,7 @@ func testNoClientTimestamps(t *testing.T, b backend) {
 	ctx := context.Background()
 	l := semaphore.Limits{Concurrency: 1, Delay: 10 * time.Millisecond}
 	held := mustAcquire(t, s, "clock", l)
+	held.Started(time.Now())                                                  // reported as a duration with the refresh and the release
 	go func() { time.Sleep(400 * time.Millisecond); _ = held.Release(ctx) }() // refreshed meanwhile
 	mustRelease(t, mustAcquire(t, s, "clock", l))
 	if _, err := s.Backoff(ctx, "clock", 0); err != nil {

@@ -23,6 +23,16 @@
 // over pub/sub to the waiter's process, so a waiter pays one round trip in all; a slow heartbeat
 // (an idempotent re-acquire) covers lost messages and holders that die.
 //
+// A holder let go late (its process starved of CPU or stopped) starts later than its grant said.
+// Lease.Started records when it actually began; its release and refreshes report the time elapsed
+// since then (a duration on the holder's monotonic clock, never a timestamp), and the script moves
+// the key's gate to a delay after that start, which it can only overestimate, before it grants the
+// freed slot. With a concurrency of 1 every grant comes from a release or after one (unless the
+// late holder outlives its lease), so consecutive actual starts stay at least the delay apart
+// whatever the lateness. With more, a slot granted while the late holder still held keeps the start
+// it was given: the gap between the two can be short by up to the lateness. See TestConformance's
+// late start case.
+//
 // Callers that pass different limits for one key: each request is admitted under its own limits and
 // under those of every current holder (a slot is granted only while fewer leases exist than the
 // smallest of those limits), and its start is at least its own delay and the previous grant's delay

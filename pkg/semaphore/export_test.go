@@ -22,11 +22,11 @@ func (s *Semaphore) RawAcquire(ctx context.Context, key, rid string, l Limits) (
 }
 
 func (s *Semaphore) RawLeave(ctx context.Context, key, rid string, token int64) error {
-	return s.st.leave(ctx, key, rid, token)
+	return s.st.leave(ctx, key, rid, token, started{})
 }
 
 func (s *Semaphore) RawRefresh(ctx context.Context, key, rid string, token int64) (time.Duration, error) {
-	return s.st.refresh(ctx, key, rid, token)
+	return s.st.refresh(ctx, key, rid, token, started{})
 }
 
 var ErrLost = errLost

@@ -21,19 +21,22 @@ type Lease struct {
 	s        *Semaphore
 	lost     context.Context // cancelled when the lease is lost
 	lose     context.CancelFunc
+	delay    time.Duration // the caller's, reported with its actual start
 	mu       sync.Mutex
+	began    time.Time // Started's latest instant; zero until called
 	expires  time.Time
 	timer    *time.Timer
 	released bool
 }
 
-func (s *Semaphore) newLease(key, rid string, g grant, received time.Time) *Lease {
+func (s *Semaphore) newLease(key, rid string, lim Limits, g grant, received time.Time) *Lease {
 	l := &Lease{
 		Key: key, ID: rid, Token: g.token, Scheduled: g.scheduled,
 		// The grant was decided before it was received, so counting the wait from receipt can only
 		// start late, never early.
 		Start:   received.Add(g.wait),
 		s:       s,
+		delay:   lim.Delay,
 		expires: received.Add(g.ttl),
 	}
 	l.lost, l.lose = context.WithCancel(context.Background())
@@ -68,6 +71,28 @@ func (l *Lease) Lost() <-chan struct{} { return l.lost.Done() }
 // on Lost, it costs nothing while the lease is held.
 func (l *Lease) AfterLost(f func()) (stop func() bool) { return context.AfterFunc(l.lost, f) }
 
+// Started records when the caller's work actually began, at or after Start: a caller let go late
+// (its process starved of CPU, stopped, throttled) starts later than the gate decided. The release
+// and every refresh that follow report it, and the backend moves the key's next start to at least
+// at + the lease's delay before it grants another slot in the same script: with a concurrency of
+// 1 the next start is then never less than the delay after this actual start (with more, slots
+// granted before the release keep the starts they were given). at should be taken once the work is
+// visible to its counterpart (a request written to its connection), never before: later is safe,
+// earlier is not. Of several calls the latest counts (a request sent again).
+//
+// No clock reading crosses processes: the report is the time elapsed since at on this process's
+// monotonic clock, which the backend subtracts from its own now. The network delay of the report can
+// only make the recorded start later than the true one.
+func (l *Lease) Started(at time.Time) {
+	l.mu.Lock()
+	if at.After(l.began) {
+		l.began = at
+	}
+	l.mu.Unlock()
+}
+
+func (l *Lease) startedLocked() started { return started{at: l.began, delay: l.delay} }
+
 // Expires returns the local time the lease runs out unless refreshed.
 func (l *Lease) Expires() time.Time {
 	l.mu.Lock()
@@ -87,8 +112,9 @@ func (l *Lease) Release(ctx context.Context) error {
 	if l.timer != nil {
 		l.timer.Stop()
 	}
+	st := l.startedLocked()
 	l.mu.Unlock()
-	if err := l.s.st.leave(ctx, l.Key, l.ID, l.Token); err != nil {
+	if err := l.s.st.leave(ctx, l.Key, l.ID, l.Token, st); err != nil {
 		return fmt.Errorf("%w: release %q: %w", ErrUnavailable, l.Key, err)
 	}
 	return nil
@@ -111,9 +137,10 @@ func (l *Lease) refresh() {
 		l.mu.Unlock()
 		return
 	}
+	st, expires := l.startedLocked(), l.expires
 	l.mu.Unlock()
-	ctx, cancel := context.WithDeadline(context.Background(), l.Expires())
-	left, err := l.s.st.refresh(ctx, l.Key, l.ID, l.Token)
+	ctx, cancel := context.WithDeadline(context.Background(), expires)
+	left, err := l.s.st.refresh(ctx, l.Key, l.ID, l.Token, st)
 	cancel()
 	now := time.Now()
 	l.mu.Lock()

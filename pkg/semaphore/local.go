@@ -117,6 +117,20 @@ func (k *localKey) grant(rid string, l Limits, ttl time.Duration, now time.Time)
 	return h.grantAt(now)
 }
 
+// began moves the gate after a holder's actual start (see Lease.Started): the clock is the same
+// monotonic one, so the instant is exact.
+func (k *localKey) began(st started) {
+	if st.at.IsZero() {
+		return
+	}
+	if st.at.After(k.last) {
+		k.last = st.at
+	}
+	if next := st.at.Add(st.delay); next.After(k.next) {
+		k.next = next
+	}
+}
+
 func (h *localHolder) grantAt(now time.Time) grant {
 	return grant{token: h.token, scheduled: h.start, wait: h.start.Sub(now), ttl: h.until.Sub(now)}
 }
@@ -172,7 +186,7 @@ func (s *localStore) acquire(_ context.Context, key, rid string, l Limits) (repl
 	return reply{status: queued, recheck: k.recheck(now, s.opts.Heartbeat)}, nil
 }
 
-func (s *localStore) leave(_ context.Context, key, rid string, token int64) error {
+func (s *localStore) leave(_ context.Context, key, rid string, token int64, st started) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	k, now := s.open(key)
@@ -181,6 +195,7 @@ func (s *localStore) leave(_ context.Context, key, rid string, token int64) erro
 			return nil // fenced
 		}
 		delete(k.holders, rid)
+		k.began(st)
 	} else {
 		for i, w := range k.queue {
 			if w.rid == rid {
@@ -194,7 +209,7 @@ func (s *localStore) leave(_ context.Context, key, rid string, token int64) erro
 	return nil
 }
 
-func (s *localStore) refresh(_ context.Context, key, rid string, token int64) (time.Duration, error) {
+func (s *localStore) refresh(_ context.Context, key, rid string, token int64, st started) (time.Duration, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	k, now := s.open(key)
@@ -203,6 +218,7 @@ func (s *localStore) refresh(_ context.Context, key, rid string, token int64) (t
 		s.dropIfIdle(key, k, now)
 		return 0, errLost
 	}
+	k.began(st)
 	h.until = now.Add(s.opts.Lease)
 	if h.start.After(now) {
 		h.until = h.start.Add(s.opts.Lease)

@@ -79,6 +79,15 @@ func (r *redisStore) keys(key string) []string {
 
 func ms(d time.Duration) int64 { return d.Milliseconds() }
 
+// since is the time elapsed since a holder's actual start in whole milliseconds, rounded down (the
+// script adds one for that and for its own clock's rounding), or -1 when it has not begun.
+func since(st started) int64 {
+	if st.at.IsZero() {
+		return -1
+	}
+	return max(0, time.Since(st.at).Milliseconds())
+}
+
 func (r *redisStore) acquire(ctx context.Context, key, rid string, l Limits) (reply, error) {
 	v, err := scriptAcquire.Run(ctx, r.c, r.keys(key), rid, l.Concurrency, ms(l.Delay), ms(r.opts.Lease),
 		ms(r.opts.WaiterTTL), r.opts.MaxQueue, r.channel, ms(r.opts.Heartbeat)).Result()
@@ -116,10 +125,12 @@ func grantOf(n []int64) grant {
 // release that failed (a node down, a cluster refusing writes while a master fails over) would
 // otherwise block the key for the rest of a lease or a waiter TTL after Redis is back. The script is
 // idempotent and fenced by rid and token, so a retry of one that did run changes nothing.
-func (r *redisStore) leave(ctx context.Context, key, rid string, token int64) error {
+func (r *redisStore) leave(ctx context.Context, key, rid string, token int64, st started) error {
 	wait := 50 * time.Millisecond
 	for {
-		err := scriptLeave.Run(ctx, r.c, r.keys(key), rid, token).Err()
+		// since is read again for each attempt: the later it is read, the closer the start the
+		// script records comes to the true one (never before it).
+		err := scriptLeave.Run(ctx, r.c, r.keys(key), rid, token, since(st), ms(st.delay)).Err()
 		if err == nil || ctx.Err() != nil {
 			return err
 		}
@@ -134,8 +145,8 @@ func (r *redisStore) leave(ctx context.Context, key, rid string, token int64) er
 	}
 }
 
-func (r *redisStore) refresh(ctx context.Context, key, rid string, token int64) (time.Duration, error) {
-	v, err := scriptRefresh.Run(ctx, r.c, r.keys(key), rid, token, ms(r.opts.Lease)).Int64()
+func (r *redisStore) refresh(ctx context.Context, key, rid string, token int64, st started) (time.Duration, error) {
+	v, err := scriptRefresh.Run(ctx, r.c, r.keys(key), rid, token, ms(r.opts.Lease), since(st), ms(st.delay)).Int64()
 	switch {
 	case err != nil:
 		return 0, err

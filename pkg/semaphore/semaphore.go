@@ -107,11 +107,19 @@ type reply struct {
 	recheck time.Duration // queued: worth asking again after this long
 }
 
+// started is a holder's actual start as it reports it on release and refresh: the local instant
+// its work began (zero: not begun, or unknown) and its delay. The backend moves the key's gate to at
+// least at + delay (see Lease.Started).
+type started struct {
+	at    time.Time
+	delay time.Duration
+}
+
 // store is one backend: each method is one atomic operation (one script on Redis).
 type store interface {
 	acquire(ctx context.Context, key, rid string, l Limits) (reply, error)
-	leave(ctx context.Context, key, rid string, token int64) error
-	refresh(ctx context.Context, key, rid string, token int64) (time.Duration, error)
+	leave(ctx context.Context, key, rid string, token int64, st started) error
+	refresh(ctx context.Context, key, rid string, token int64, st started) (time.Duration, error)
 	backoff(ctx context.Context, key, id string, retryAfter time.Duration) (time.Duration, error)
 	state(ctx context.Context, key string) (State, error)
 	close() error
@@ -163,7 +171,7 @@ func (s *Semaphore) Acquire(ctx context.Context, key string, l Limits) (*Lease, 
 		}
 		switch r.status {
 		case granted:
-			return s.newLease(key, rid, r.grant, time.Now()), nil
+			return s.newLease(key, rid, l, r.grant, time.Now()), nil
 		case full:
 			return nil, fmt.Errorf("%w: %q", ErrQueueFull, key)
 		}
@@ -171,7 +179,7 @@ func (s *Semaphore) Acquire(ctx context.Context, key string, l Limits) (*Lease, 
 		select {
 		case g := <-pushed:
 			t.Stop()
-			return s.newLease(key, rid, g, time.Now()), nil
+			return s.newLease(key, rid, l, g, time.Now()), nil
 		case <-t.C:
 			r, err = s.st.acquire(ctx, key, rid, l)
 		case <-ctx.Done():
@@ -193,7 +201,7 @@ func (s *Semaphore) abandon(key, rid string) {
 	leave := func(parent context.Context) {
 		ctx, cancel := context.WithTimeout(parent, max(s.opts.WaiterTTL, s.opts.Lease))
 		defer cancel()
-		_ = s.st.leave(ctx, key, rid, 0)
+		_ = s.st.leave(ctx, key, rid, 0, started{})
 	}
 	s.mu.Lock()
 	if s.closed { // Close is waiting or done: leave now rather than behind its back

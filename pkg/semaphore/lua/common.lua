@@ -89,6 +89,22 @@ local function grant(rid, limit, delay, ttl, now)
   return token, start, exp
 end
 
+-- began moves the gate after a holder's actual start, which it reports as the ms elapsed since
+-- then on its own clock (-1: not begun). The start was no later than now - since + 1 (since is
+-- rounded down, and so is now; the report's travel only makes it later), so last and next move to
+-- at least that and that + the holder's delay: a grant made after this, in this script or a later
+-- one, starts no sooner than the delay after the start the origin actually saw. Nothing moves back.
+local function began(now, since, delay)
+  if since < 0 then return end
+  local at = now - since + 1
+  local m = redis.call('HMGET', KEYS[6], 'next', 'last')
+  if at > (tonumber(m[2]) or 0) then redis.call('HSET', KEYS[6], 'last', fmt(at)) end
+  if at + delay > (tonumber(m[1]) or 0) then
+    redis.call('HSET', KEYS[6], 'next', fmt(at + delay))
+    needs(at + delay)
+  end
+end
+
 -- pump hands free slots to the head of the queue, in arrival order, and pushes each grant to its
 -- waiter's channel: "rid token start wait ttl" (start absolute, wait and ttl relative to now, ms).
 -- queued is the queue's length; pump returns it as it leaves it.
