@@ -58,6 +58,7 @@ lint: ## Run golangci-lint (installed at its pinned version).
 bench: ## Run the benchmarks against real servers (side by side with their baselines).
 	@env_lines=$$(bash $(DEPS) bench) && eval "$$env_lines" && \
 	  $(GO) test -run '^$$' -bench . -benchtime 3s -count 1 ./pkg/semaphore/... ./pkg/robots/... && \
+	  $(GO) test -run '^$$' -bench TopRefresh100k -benchtime 3s -count 1 ./cmd/crawlpolite/ && \
 	  CRAWLPOLITE_BENCH=1 $(GO) test -p 1 -count 1 -run '^Test(Proxy|Webhook)Benchmark$$' -v ./cmd/sidecar/ ./cmd/webhook/
 
 .PHONY: generate
@@ -85,6 +86,12 @@ e2e: ## Run the end-to-end suite, full form, and write its report and charts int
 	@env_lines=$$(bash $(DEPS) all) && eval "$$env_lines" && \
 	  E2E_FULL=1 E2E_REPORT_DIR=$${E2E_REPORT_DIR:-$(CURDIR)/e2e/report} $(GO) test -count=1 -timeout 30m -v ./e2e/ && \
 	  echo "e2e: report in $${E2E_REPORT_DIR:-$(CURDIR)/e2e/report}/report.md"
+
+.PHONY: build
+build: ## Build the three programs of the image into bin/ (sidecar, webhook, the crawlpolite CLI).
+	$(GO) build -o bin/crawlpolite-sidecar ./cmd/sidecar
+	$(GO) build -o bin/crawlpolite-webhook ./cmd/webhook
+	$(GO) build -o bin/crawlpolite ./cmd/crawlpolite
 
 .PHONY: demo
 demo: ## Run the standalone demo (no Redis, no Kubernetes).
