@@ -33,7 +33,6 @@ RUN --mount=type=cache,target=/root/go/pkg/mod --mount=type=cache,target=/root/.
     set -eu; mkdir -p /out; \
     for p in sidecar:crawlpolite-sidecar webhook:crawlpolite-webhook crawlpolite:crawlpolite; do \
       dir=${p%%:*}; bin=${p#*:}; \
-      [ -d "cmd/$dir" ] || continue; \
       GOOS=${TARGETOS:-linux} GOARCH=${TARGETARCH:-amd64} go build -ldflags "-s -w -X main.version=$VERSION" -o "/out/$bin" "./cmd/$dir"; \
     done
 
