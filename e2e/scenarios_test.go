@@ -209,3 +209,52 @@ func TestJobs(t *testing.T) {
 	rep.row("legacy", "the crawler's POST /quitquitquit with the token from the shared volume stopped the sidecar with status 0")
 	rep.verdict(t)
 }
+
+// TestKilledSidecar: a sidecar SIGKILLed while its request holds the host's only slot; the other
+// pod's request reaches the origin once the killed one's lease runs out, not before the origin is
+// done with the killed request and not later than the lease after the kill. Full form only: the
+// injected lease is the sidecar's default, 30 s.
+func TestKilledSidecar(t *testing.T) {
+	if !full() {
+		t.Skip("full form (make e2e): waits out a 30 s lease")
+	}
+	e := startEnv(t)
+	ctx := context.Background()
+	o := startOrigin(t, e.ca, &origin{Name: "k (limit 1, 2 s pages)", Page: 2 * time.Second})
+	cp := &v1alpha1.CrawlPolicy{ObjectMeta: metav1.ObjectMeta{Name: "kill"}, Spec: v1alpha1.CrawlPolicySpec{Rules: []v1alpha1.Rule{{
+		Hosts: []v1alpha1.HostPattern{v1alpha1.HostPattern(o.Host)}, MaxConcurrency: ptr(int32(1)), MinDelay: dur("10ms")}}}}
+	must(t, e.c.Create(ctx, cp))
+	e.policySeen(t, "kill", 1)
+	must(t, e.c.Create(ctx, crawlerPod("crawl", "victim", []string{o.URL("/v")}, 1, 90*time.Second, nil)))
+	victim := e.kubelet.pod(t, "crawl", "victim")
+	waitFor(t, "the victim's request at the origin", 30*time.Second, func() bool {
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		return o.inFlight > 0
+	})
+	must(t, e.c.Create(ctx, crawlerPod("crawl", "survivor", []string{o.URL("/s")}, 1, 90*time.Second, nil)))
+	e.kubelet.pod(t, "crawl", "survivor")
+	time.Sleep(time.Second) // the survivor queues behind the victim's slot
+	killed := time.Now()
+	victim.Sidecar.kill()
+	var freed time.Duration
+	waitFor(t, "the survivor's request at the origin", 45*time.Second, func() bool {
+		for _, v := range o.Visits() {
+			if v.Path == "/s" {
+				freed = v.Start.Sub(killed)
+				return true
+			}
+		}
+		return false
+	})
+	if freed > 32*time.Second {
+		t.Errorf("the slot was freed %v after the kill (lease 30 s)", freed)
+	}
+	if m := maxInFlightBetween(o.Visits(), time.Time{}, time.Now()); m > 1 {
+		t.Errorf("%d in flight at the origin, limit 1", m)
+	}
+	t.Logf("the slot was freed %v after the kill", freed)
+	rep := section("Killed sidecar", "a sidecar SIGKILLed while its request holds the only slot of a host (limit 1); another pod waits")
+	rep.row("slot freed", fmt.Sprintf("%v after the kill (the lease is 30 s; the killed request's own origin work took 2 s)", freed.Round(10*time.Millisecond)))
+	rep.verdict(t)
+}
