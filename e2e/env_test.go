@@ -42,7 +42,8 @@ const (
 type env struct {
 	t       *testing.T
 	c       client.Client
-	redis   *redistest.Server
+	redis   *redistest.Server  // startEnv
+	cluster *redistest.Cluster // startClusterEnv
 	webhook *proc
 	kubelet *kubelet
 	ca      *testCA
@@ -58,8 +59,22 @@ func startEnv(t *testing.T, values ...string) *env {
 	t.Helper()
 	e := &env{t: t, ca: newTestCA(t)}
 	e.redis = redistest.Start(t, "--requirepass", redisPassword)
-	objs := renderChart(t, append([]string{"--set", "redis.mode=external", "--set", "redis.url=redis://" + e.redis.Addr,
-		"--set", "redis.existingSecret=redis-auth", "--set", "sidecar.allowCIDRs={127.0.1.0/24}", "--set", "cleanupGrace=1m",
+	e.install(t, append([]string{"--set", "redis.url=redis://" + e.redis.Addr, "--set", "redis.existingSecret=redis-auth"}, values...))
+	return e
+}
+
+// startClusterEnv is startEnv on a six-node Redis Cluster (no password: redistest's cluster has none).
+func startClusterEnv(t *testing.T, values ...string) *env {
+	t.Helper()
+	e := &env{t: t, ca: newTestCA(t)}
+	e.cluster = redistest.StartCluster(t)
+	e.install(t, append([]string{"--set", "redis.url=redis+cluster://" + strings.Join(e.cluster.Addrs(), ",")}, values...))
+	return e
+}
+
+func (e *env) install(t *testing.T, values []string) {
+	t.Helper()
+	objs := renderChart(t, append([]string{"--set", "redis.mode=external", "--set", "sidecar.allowCIDRs={127.0.1.0/24}", "--set", "cleanupGrace=1m",
 		"--set", "policy.defaults.maxConcurrency=2", "--set", "policy.defaults.minDelay=50ms"}, values...)...)
 	var mwc admissionregistrationv1.MutatingWebhookConfiguration
 	must(t, runtime.DefaultUnstructuredConverter.FromUnstructured(find(t, objs, "MutatingWebhookConfiguration", "crawlpolite").Object, &mwc))
@@ -130,7 +145,6 @@ func startEnv(t *testing.T, values ...string) *env {
 		return err == nil
 	})
 	e.kubelet = startKubelet(t, e.c, e.ca.File)
-	return e
 }
 
 // renderChart runs helm template on the chart in the manager's namespace.

@@ -108,8 +108,11 @@ func TestTopInTerminal(t *testing.T) {
 	if atLimit == 0 {
 		t.Errorf("the saturated host was never shown at its limit")
 	}
-	if max := l.a.maxSeen; max > limitA {
-		t.Errorf("the origin saw %d in flight, limit %d", max, limitA)
+	l.a.mu.Lock()
+	maxSeen := l.a.maxSeen
+	l.a.mu.Unlock()
+	if maxSeen > limitA {
+		t.Errorf("the origin saw %d in flight, limit %d", maxSeen, limitA)
 	}
 	t.Logf("last capture:\n%s", last)
 }
