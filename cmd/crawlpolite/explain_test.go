@@ -49,7 +49,7 @@ func TestExplain(t *testing.T) {
 	busy := newOrigin(t, "User-agent: testbot\nAllow: /\n", 0, 0)    // answers /busy with 429
 	pol := writeFile(t, "policy.yaml", fmt.Sprintf("defaults:\n  maxConcurrency: 2\n  minDelay: 0s\n  waitTimeout: 60s\n"+
 		"rules:\n  - hosts: [%q]\n    maxConcurrency: 1\n  - hosts: [%q]\n    maxCrawlDelay: 2s\n", a.host(), capped.host()))
-	s := startSidecar(t, "--redis="+redisURL, "--policy-file="+pol)
+	s := startSidecar(t, nil, "--redis="+redisURL, "--policy-file="+pol)
 	c := s.client()
 	explain := func(u string) explainJSON {
 		t.Helper()
