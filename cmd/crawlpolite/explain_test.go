@@ -122,6 +122,8 @@ func TestExplain(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	t.Logf("explain (text):\n%s", cli(t, []string{"CRAWLPOLITE_REDIS=" + redisURL}, "explain", "--agent", "testbot", "--policy-file", pol, a.URL+"/private/x"))
+	t.Logf("explain -o json:\n%s", cli(t, []string{"CRAWLPOLITE_REDIS=" + redisURL}, "explain", "--agent", "testbot", "--policy-file", pol, "-o", "json", a.URL+"/page"))
 	if eff, d := e.reason("queue"); e.Verdict != "wait" || eff != "waits" || e.State.InFlight != 1 || !strings.Contains(d, "2 queued ahead") {
 		t.Errorf("queue: %+v", e)
 	}
