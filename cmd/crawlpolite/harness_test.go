@@ -238,3 +238,13 @@ func writeFile(t *testing.T, name, text string) string {
 	}
 	return p
 }
+
+// runWithPath runs bin with PATH set to dir and the usual PATH after it.
+func runWithPath(bin, dir string, args ...string) (string, string, error) {
+	cmd := exec.Command(bin, args...)
+	cmd.Env = []string{"PATH=" + dir + ":" + os.Getenv("PATH")}
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	return stdout.String(), stderr.String(), err
+}
