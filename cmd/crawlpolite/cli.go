@@ -82,6 +82,7 @@ type common struct {
 	output    string
 	namespace string
 	service   string
+	secret    string
 	close     []func()
 }
 
@@ -93,6 +94,7 @@ func (c *common) flags(fs *flag.FlagSet) {
 	if c.plugin {
 		fs.StringVar(&c.namespace, "namespace", "crawlpolite", "without --redis: namespace of the chart's Redis service")
 		fs.StringVar(&c.service, "redis-service", "crawlpolite-redis", "without --redis: the chart's Redis service to port-forward to")
+		fs.StringVar(&c.secret, "redis-secret", "crawlpolite-redis-auth", "without --redis and $CRAWLPOLITE_REDIS_PASSWORD: the Secret holding the password (key password)")
 	}
 }
 
@@ -115,6 +117,7 @@ func (c *common) parse(fs *flag.FlagSet, args []string) error {
 // chart's Redis service.
 func (c *common) redis(ctx context.Context) (redis.UniversalClient, error) {
 	url := c.redisURL
+	password, _ := c.lookup("CRAWLPOLITE_REDIS_PASSWORD")
 	if url == "" && c.plugin {
 		addr, stop, err := portForward(ctx, c.namespace, c.service, c.stderr)
 		if err != nil {
@@ -122,11 +125,15 @@ func (c *common) redis(ctx context.Context) (redis.UniversalClient, error) {
 		}
 		c.close = append(c.close, stop)
 		url = "redis://" + addr
+		if password == "" && c.secret != "" {
+			if password, err = secretPassword(ctx, c.namespace, c.secret); err != nil {
+				fmt.Fprintf(c.stderr, "%s: no password from Secret %s/%s (%v): connecting without one\n", c.name, c.namespace, c.secret, err)
+			}
+		}
 	}
 	if url == "" {
 		return nil, fmt.Errorf("%w: no Redis: pass --redis URL or set CRAWLPOLITE_REDIS", errUsage)
 	}
-	password, _ := c.lookup("CRAWLPOLITE_REDIS_PASSWORD")
 	rdb, err := connect(url, password)
 	if err != nil {
 		return nil, err

@@ -49,7 +49,7 @@ func TestExplain(t *testing.T) {
 	busy := newOrigin(t, "User-agent: testbot\nAllow: /\n", 0, 0)    // answers /busy with 429
 	pol := writeFile(t, "policy.yaml", fmt.Sprintf("defaults:\n  maxConcurrency: 2\n  minDelay: 0s\n  waitTimeout: 60s\n"+
 		"rules:\n  - hosts: [%q]\n    maxConcurrency: 1\n  - hosts: [%q]\n    maxCrawlDelay: 2s\n", a.host(), capped.host()))
-	s := startSidecar(t, "--redis="+redisURL, "--policy-file="+pol)
+	s := startSidecar(t, nil, "--redis="+redisURL, "--policy-file="+pol)
 	c := s.client()
 	explain := func(u string) explainJSON {
 		t.Helper()
@@ -122,6 +122,8 @@ func TestExplain(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	t.Logf("explain (text):\n%s", cli(t, []string{"CRAWLPOLITE_REDIS=" + redisURL}, "explain", "--agent", "testbot", "--policy-file", pol, a.URL+"/private/x"))
+	t.Logf("explain -o json:\n%s", cli(t, []string{"CRAWLPOLITE_REDIS=" + redisURL}, "explain", "--agent", "testbot", "--policy-file", pol, "-o", "json", a.URL+"/page"))
 	if eff, d := e.reason("queue"); e.Verdict != "wait" || eff != "waits" || e.State.InFlight != 1 || !strings.Contains(d, "2 queued ahead") {
 		t.Errorf("queue: %+v", e)
 	}

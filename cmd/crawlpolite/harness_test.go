@@ -50,12 +50,12 @@ type sidecar struct {
 	log   strings.Builder
 }
 
-func startSidecar(t *testing.T, args ...string) *sidecar {
+func startSidecar(t *testing.T, env []string, args ...string) *sidecar {
 	t.Helper()
 	s := &sidecar{}
 	args = append([]string{"--listen=127.0.0.1:0", "--admin-listen=127.0.0.1:0", "--drain-timeout=2s", "--allow-cidr=127.0.0.0/8"}, args...)
 	s.cmd = exec.Command(sidecarBin, args...)
-	s.cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	s.cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, env...)
 	stderr, err := s.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -213,15 +213,21 @@ func get(t *testing.T, c *http.Client, u string) int {
 // cli runs the CLI with args and returns its stdout; a non-zero exit fails the test.
 func cli(t *testing.T, env []string, args ...string) string {
 	t.Helper()
+	out, stderr, err := cliRun(env, args...)
+	if err != nil {
+		t.Fatalf("crawlpolite %v: %v\n%s", args, err, stderr)
+	}
+	return out
+}
+
+// cliRun runs the CLI with args and returns its stdout, stderr and exit error.
+func cliRun(env []string, args ...string) (string, string, error) {
 	cmd := exec.Command(cliBin, args...)
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, env...)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("crawlpolite %v: %v\n%s", args, err, stderr.String())
-	}
-	return string(out)
+	return string(out), stderr.String(), err
 }
 
 func writeFile(t *testing.T, name, text string) string {
@@ -231,4 +237,14 @@ func writeFile(t *testing.T, name, text string) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// runWithPath runs bin with PATH set to dir and the usual PATH after it.
+func runWithPath(bin, dir string, args ...string) (string, string, error) {
+	cmd := exec.Command(bin, args...)
+	cmd.Env = []string{"PATH=" + dir + ":" + os.Getenv("PATH")}
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	return stdout.String(), stderr.String(), err
 }

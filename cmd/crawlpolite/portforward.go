@@ -3,10 +3,13 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"os/exec"
 	"regexp"
+	"strings"
 	"time"
 )
 
@@ -49,4 +52,30 @@ func portForward(ctx context.Context, namespace, service string, stderr io.Write
 	}
 	stop()
 	return "", nil, fmt.Errorf("kubectl port-forward to svc/%s in %s did not start (pass --redis to connect directly)", service, namespace)
+}
+
+// secretPassword reads the password key of a Secret with kubectl (the caller's credentials), for
+// the chart's bundled Redis. It is decoded in memory and never printed.
+func secretPassword(ctx context.Context, namespace, name string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "kubectl", "get", "secret", "--namespace", namespace, name,
+		"-o", "jsonpath={.data.password}").Output()
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) && len(ee.Stderr) > 0 {
+			return "", fmt.Errorf("kubectl get secret: %s", firstLine(string(ee.Stderr)))
+		}
+		return "", fmt.Errorf("kubectl get secret: %w", err)
+	}
+	pw, err := base64.StdEncoding.DecodeString(string(out))
+	if err != nil || len(pw) == 0 {
+		return "", errors.New("no base64 password key")
+	}
+	return string(pw), nil
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
 }

@@ -39,7 +39,7 @@ func startLoad(t *testing.T) *loaded {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wgs []*sync.WaitGroup
 	for range 3 {
-		s := startSidecar(t, "--redis="+l.redis, "--policy-file="+pol)
+		s := startSidecar(t, nil, "--redis="+l.redis, "--policy-file="+pol)
 		l.cars = append(l.cars, s)
 		wgs = append(wgs, crawl(ctx, s.client(), l.a.URL, 4), crawl(ctx, s.client(), l.b.URL, 2))
 	}
