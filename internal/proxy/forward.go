@@ -7,6 +7,7 @@ import (
 	"net/http/httptrace"
 	"net/http/httputil"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -44,7 +45,15 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request) {
 		// The origin request runs under up, not the client's context: a client that leaves while
 		// the origin works on its request (a 100-continue upload, an upgrade) must not free the
 		// slot under it, as h1.serve does not either.
-		s.rp.ServeHTTP(w, r.WithContext(httptrace.WithClientTrace(context.WithValue(up, turnKey{}, turn), sentTrace(turn))))
+		var wrote atomic.Bool
+		trace := &httptrace.ClientTrace{WroteHeaders: func() { wrote.Store(true) }}
+		s.rp.ServeHTTP(w, r.WithContext(httptrace.WithClientTrace(context.WithValue(up, turnKey{}, turn), trace)))
+		if wrote.Load() {
+			// The Transport writes on a goroutine of its own and says nothing once the head has
+			// left (WroteHeaders and WroteRequest both come before its last flush), so the end of
+			// the exchange stands in for the start: never earlier than the origin saw it.
+			turn.Sent()
+		}
 		return
 	}
 	r = r.WithContext(ctx)
@@ -54,17 +63,6 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request) {
 	})
 	if err != nil {
 		s.upstreamError(w, r, err)
-	}
-}
-
-// sentTrace reports a ReverseProxy request as sent once the Transport has flushed its head (before
-// waiting for 100 Continue) and again once the whole request is written. The Transport does not
-// say when it flushed any other head, so the end stands in: later is safe, and as the latest mark
-// counts, a 100-continue upload counts as starting when its body is written.
-func sentTrace(turn Turn) *httptrace.ClientTrace {
-	return &httptrace.ClientTrace{
-		Wait100Continue: turn.Sent,
-		WroteRequest:    func(httptrace.WroteRequestInfo) { turn.Sent() },
 	}
 }
 
