@@ -16,6 +16,9 @@ const via = "1.1 " + ProxyName
 
 type turnKey struct{}
 
+// clientKey holds the client's context in a ReverseProxy request's (which is the upstream one).
+type clientKey struct{}
+
 // forward admits r, readies a connection to its origin, waits for the turn's start, then sends r and
 // streams the response back. The turn is held until the origin is done with r (see h1.serve), or
 // the origin failed.
@@ -47,7 +50,8 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request) {
 		// slot under it, as h1.serve does not either.
 		var wrote atomic.Bool
 		trace := &httptrace.ClientTrace{WroteHeaders: func() { wrote.Store(true) }}
-		s.rp.ServeHTTP(w, r.WithContext(httptrace.WithClientTrace(context.WithValue(up, turnKey{}, turn), trace)))
+		rctx := context.WithValue(context.WithValue(up, turnKey{}, turn), clientKey{}, ctx)
+		s.rp.ServeHTTP(w, r.WithContext(httptrace.WithClientTrace(rctx, trace)))
 		if wrote.Load() {
 			// The Transport writes on a goroutine of its own and says nothing once the head has
 			// left (WroteHeaders and WroteRequest both come before its last flush), so the end of
@@ -95,6 +99,9 @@ func (s *Server) reverseProxy(pool *bufferPool) *httputil.ReverseProxy {
 // upstreamError answers a failed round trip with the matching refusal, unless the client is gone.
 func (s *Server) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
 	ctx := r.Context()
+	if c, ok := ctx.Value(clientKey{}).(context.Context); ok {
+		ctx = c // the ReverseProxy's request carries the upstream context; the client's is here
+	}
 	switch {
 	case errors.Is(context.Cause(ctx), errLost), errors.Is(err, errLost):
 		s.refuse(w, r, &Refusal{Status: http.StatusServiceUnavailable, Type: "proxy_internal_error",
