@@ -12,6 +12,11 @@ PKGS := ./...
 # FUZZTIME long in make fuzz.
 TEST_FUZZTIME ?= 5s
 FUZZTIME ?= 60s
+# make image: the container engine (docker or podman), the image's name and the version it stamps.
+ENGINE ?= $(shell command -v docker 2>/dev/null || command -v podman 2>/dev/null)
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+IMAGE ?= ghcr.io/crawlpolite/crawlpolite:$(VERSION)
+CHART := charts/crawlpolite
 
 .PHONY: help
 help: ## List the targets.
@@ -27,13 +32,14 @@ deps: ## Install the test dependencies (idempotent; cached by version).
 # load shows as requests sent late after their turn.
 test: ## Install test dependencies, check generated files, then vet, lint, run every test with the race detector and a short fuzz pass.
 	@env_lines=$$(bash $(DEPS) all) && eval "$$env_lines" && \
-	  $(GO) generate $(PKGS) && \
-	  { ! git rev-parse --git-dir >/dev/null 2>&1 || [ -z "$$(git status --porcelain -- api config)" ] || \
-	    { git status --short -- api config; echo "generated files are out of date: run make generate and commit" >&2; exit 1; }; } && \
+	  $(GO) generate $(PKGS) && cp config/crd/bases/*.yaml $(CHART)/crds/ && \
+	  { ! git rev-parse --git-dir >/dev/null 2>&1 || [ -z "$$(git status --porcelain -- api config $(CHART)/crds)" ] || \
+	    { git status --short -- api config $(CHART)/crds; echo "generated files are out of date: run make generate and commit" >&2; exit 1; }; } && \
 	  $(GO) vet $(PKGS) && \
 	  golangci-lint run $(PKGS) && \
-	  $(GO) test -race -count=1 -timeout 30m $$($(GO) list $(PKGS) | grep -v '/cmd/sidecar$$') && \
+	  $(GO) test -race -count=1 -timeout 30m $$($(GO) list $(PKGS) | grep -v -e '/cmd/sidecar$$' -e '/e2e$$') && \
 	  $(GO) test -race -count=1 -timeout 10m ./cmd/sidecar/ && \
+	  $(GO) test -race -count=1 -timeout 10m ./e2e/ && \
 	  bash hack/fuzz.sh $(TEST_FUZZTIME)
 
 .PHONY: fuzz
@@ -52,16 +58,40 @@ lint: ## Run golangci-lint (installed at its pinned version).
 bench: ## Run the benchmarks against real servers (side by side with their baselines).
 	@env_lines=$$(bash $(DEPS) bench) && eval "$$env_lines" && \
 	  $(GO) test -run '^$$' -bench . -benchtime 3s -count 1 ./pkg/semaphore/... ./pkg/robots/... && \
+	  $(GO) test -run '^$$' -bench TopRefresh100k -benchtime 3s -count 1 ./cmd/crawlpolite/ && \
 	  CRAWLPOLITE_BENCH=1 $(GO) test -p 1 -count 1 -run '^Test(Proxy|Webhook)Benchmark$$' -v ./cmd/sidecar/ ./cmd/webhook/
 
 .PHONY: generate
-generate: ## Regenerate the CRD and deepcopy code (controller-gen, installed at its pinned version).
+generate: ## Regenerate the CRD and deepcopy code (controller-gen, installed at its pinned version), the chart's CRDs and README.
 	@env_lines=$$(bash $(DEPS) generate) && eval "$$env_lines" && $(GO) generate $(PKGS)
+	cp config/crd/bases/*.yaml $(CHART)/crds/
+	@$(MAKE) --no-print-directory chart-docs
+
+.PHONY: chart-docs
+chart-docs: ## Regenerate the chart's README (values table) with helm-docs (make test fails when it is stale).
+	@env_lines=$$(bash $(DEPS) chart) && eval "$$env_lines" && helm-docs --chart-search-root charts --log-level warning
+
+.PHONY: chart
+chart: ## Lint the chart and run its tests (render matrix, real API server, injection by the built webhook).
+	@env_lines=$$(bash $(DEPS) all) && eval "$$env_lines" && helm lint --strict $(CHART) && \
+	  $(GO) test -count=1 ./internal/charttest/
+
+.PHONY: image
+image: ## Build the container image (docker or podman; IMAGE, VERSION). None here: internal/charttest tests the binaries.
+	@[ -n "$(ENGINE)" ] || { echo "make image: no docker or podman on this machine" >&2; exit 1; }
+	$(ENGINE) build --build-arg VERSION=$(VERSION) -t $(IMAGE) .
 
 .PHONY: e2e
-e2e: ## Run the end-to-end suite (real kube-apiserver, Redis and processes).
+e2e: ## Run the end-to-end suite, full form, and write its report and charts into E2E_REPORT_DIR (default e2e/report/).
 	@env_lines=$$(bash $(DEPS) all) && eval "$$env_lines" && \
-	  if [ -d e2e ]; then $(GO) test -race -count=1 ./e2e/...; else echo "e2e: no suite yet"; fi
+	  E2E_FULL=1 E2E_REPORT_DIR=$${E2E_REPORT_DIR:-$(CURDIR)/e2e/report} $(GO) test -count=1 -timeout 30m -v ./e2e/ && \
+	  echo "e2e: report in $${E2E_REPORT_DIR:-$(CURDIR)/e2e/report}/report.md"
+
+.PHONY: build
+build: ## Build the three programs of the image into bin/ (sidecar, webhook, the crawlpolite CLI).
+	$(GO) build -o bin/crawlpolite-sidecar ./cmd/sidecar
+	$(GO) build -o bin/crawlpolite-webhook ./cmd/webhook
+	$(GO) build -o bin/crawlpolite ./cmd/crawlpolite
 
 .PHONY: demo
 demo: ## Run the standalone demo (no Redis, no Kubernetes).

@@ -2,7 +2,7 @@
 # test-deps.sh installs what `make test` needs, idempotently, cached by version outside the repository:
 #   - Debian's redis-server, redis-sentinel and redis-tools (apt-get; needs root or sudo);
 #   - kube-apiserver and etcd, built from the Go module proxy (no binary download is needed);
-#   - golangci-lint and controller-gen, built with `go install`;
+#   - golangci-lint, controller-gen, helm (v4) and helm-docs, built with `go install`;
 #   - for `make bench` only: Debian's wrk and tinyproxy.
 # It prints `export` lines for the variables the tests read (KUBEBUILDER_ASSETS, PATH); the Makefile evals them.
 # Everything it writes goes under $CRAWLPOLITE_CACHE (default ~/.cache/crawlpolite).
@@ -12,6 +12,8 @@ K8S_VERSION=${K8S_VERSION:-v1.37.2}
 ETCD_VERSION=${ETCD_VERSION:-v3.6.16}
 GOLANGCI_VERSION=${GOLANGCI_VERSION:-v2.15.0}
 CONTROLLER_GEN_VERSION=${CONTROLLER_GEN_VERSION:-v0.23.0}
+HELM_VERSION=${HELM_VERSION:-v4.3.2}
+HELM_DOCS_VERSION=${HELM_DOCS_VERSION:-v1.14.2}
 CACHE=${CRAWLPOLITE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/crawlpolite}
 
 log() { echo "test-deps: $*" >&2; }
@@ -100,6 +102,11 @@ install_kube() {
   echo "export KUBEBUILDER_ASSETS=$bin"
 }
 
+install_chart_tools() { # helm lints and renders the chart, helm-docs writes its README
+  install_go_tool helm helm.sh/helm/v4 "$HELM_VERSION" helm.sh/helm/v4/cmd/helm
+  install_go_tool helm-docs github.com/norwoodj/helm-docs "$HELM_DOCS_VERSION" github.com/norwoodj/helm-docs/cmd/helm-docs
+}
+
 install_go_tool() { # name module version package
   local bin="$CACHE/tools/$1-$3"
   if ! has_version "$bin/$1" "$2" "$3"; then
@@ -117,11 +124,13 @@ case $what in
   kube) install_kube ;;
   lint) install_go_tool golangci-lint github.com/golangci/golangci-lint/v2 "$GOLANGCI_VERSION" github.com/golangci/golangci-lint/v2/cmd/golangci-lint ;;
   generate) install_go_tool controller-gen sigs.k8s.io/controller-tools "$CONTROLLER_GEN_VERSION" sigs.k8s.io/controller-tools/cmd/controller-gen ;;
+  chart) install_chart_tools ;;
   all)
     install_redis
     install_kube
     install_go_tool golangci-lint github.com/golangci/golangci-lint/v2 "$GOLANGCI_VERSION" github.com/golangci/golangci-lint/v2/cmd/golangci-lint
     install_go_tool controller-gen sigs.k8s.io/controller-tools "$CONTROLLER_GEN_VERSION" sigs.k8s.io/controller-tools/cmd/controller-gen
+    install_chart_tools
     ;;
-  *) log "usage: $0 [all|redis|bench|kube|lint|generate]"; exit 2 ;;
+  *) log "usage: $0 [all|redis|bench|kube|lint|generate|chart]"; exit 2 ;;
 esac

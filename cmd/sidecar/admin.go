@@ -61,6 +61,7 @@ func (a *admin) mux() *http.ServeMux {
 	m.HandleFunc("GET /readyz", a.readyz)
 	m.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg}))
 	m.HandleFunc("GET /state", a.state)
+	m.HandleFunc("GET /debug/hosts", a.debugHosts)
 	m.HandleFunc("POST /quitquitquit", a.quitquitquit)
 	return m
 }
@@ -155,16 +156,19 @@ func (a *admin) state(w http.ResponseWriter, r *http.Request) {
 			out[h] = map[string]string{"error": err.Error()}
 			continue
 		}
-		out[h] = hostState{Holders: st.Holders, Waiters: st.Waiters, Limit: st.Limit, Delay: st.Delay.String(),
+		inFlight, starting := a.phases(r.Context(), h, st.Holders)
+		out[h] = hostState{Holders: inFlight, Starting: starting, Waiters: st.Waiters, Limit: st.Limit, Delay: st.Delay.String(),
 			NextStart: st.NextStart.String(), Backoff: st.Backoff.String(), BackoffLevel: st.BackoffLevel}
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(out)
 }
 
-// hostState is semaphore.State with durations as text ("250ms").
+// hostState is semaphore.State with durations as text ("250ms"), its holders split into those in
+// flight at the origin and those granted but waiting for their start.
 type hostState struct {
 	Holders      int    `json:"inFlight"`
+	Starting     int    `json:"starting"`
 	Waiters      int    `json:"waiting"`
 	Limit        int    `json:"limit"`
 	Delay        string `json:"delay"`

@@ -125,7 +125,13 @@ func run(ctx context.Context, o Options) error {
 	serve("admin", func() error { return adminSrv.Serve(adminLn) })
 	wctx, stopWatch := context.WithCancel(ctx)
 	go watchPolicy(wctx, o.PolicyFile, o.ReloadInterval, polData, thr, log)
-	log.Info("serving", "listen", ln.Addr().String(), "admin", adminLn.Addr().String(),
+	pubCtx, stopPublish := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopPublish()
+	published := closedChan()
+	if rdb != nil {
+		published = publishHosts(pubCtx, rdb, thr.Hosts(), log)
+	}
+	log.Info("serving", "version", version, "listen", ln.Addr().String(), "admin", adminLn.Addr().String(),
 		"backend", redisTarget(o.Redis), "on_redis_down", o.OnRedisDown, "ca_dir", o.CADir)
 
 	select {
@@ -144,6 +150,8 @@ func run(ctx context.Context, o Options) error {
 	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer rcancel()
 	_ = thr.Wait(rctx)
+	stopPublish()
+	<-published // its last report, with the requests drained, clears this sidecar's load
 	_ = sem.Close()
 	if fallback != nil {
 		_ = fallback.Close()
@@ -180,6 +188,12 @@ func newSemaphores(rdb redis.UniversalClient, o Options) (sem, fallback *semapho
 		}
 	}
 	return sem, fallback, nil
+}
+
+func closedChan() <-chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
 }
 
 func listenPort(ln net.Listener) int { return ln.Addr().(*net.TCPAddr).Port }

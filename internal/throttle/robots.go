@@ -37,6 +37,7 @@ func (t *Throttle) checkRobots(ctx context.Context, r *http.Request, key string)
 		status = "too_complex"
 	}
 	t.metrics.robots.WithLabelValues(status).Inc()
+	t.hosts.robots(key, robotsWord(status))
 	if v.Allowed {
 		return g, nil, nil
 	}

@@ -27,6 +27,7 @@ type Throttle struct {
 	metrics  *metrics
 	releases sync.WaitGroup // releases in flight, off the request's critical path
 	health   *Health        // per Redis node: requests for a key whose node failed skip it for a while
+	hosts    *Hosts         // this process's requests per key and phase, for /debug/hosts and the active registry
 }
 
 var _ proxy.Politeness = (*Throttle)(nil)
@@ -38,7 +39,7 @@ func New(sem, fallback *semaphore.Semaphore, rc *robots.Cache, pol *policy.Polic
 	if err != nil {
 		return nil, err
 	}
-	t := &Throttle{sem: sem, fallback: fallback, robots: rc, log: log, metrics: m, health: NewHealth(nil)}
+	t := &Throttle{sem: sem, fallback: fallback, robots: rc, log: log, metrics: m, health: NewHealth(nil), hosts: NewHosts()}
 	t.policy.Store(pol)
 	return t, nil
 }
@@ -49,6 +50,9 @@ func (t *Throttle) UseHealth(h *Health) { t.health = h }
 
 // Health is the throttle's view of Redis, to share with what else calls Redis (the robots.txt cache).
 func (t *Throttle) Health() *Health { return t.health }
+
+// Hosts counts this process's requests per key and phase.
+func (t *Throttle) Hosts() *Hosts { return t.hosts }
 
 // SetPolicy replaces the policy for requests admitted from now on.
 func (t *Throttle) SetPolicy(p *policy.Policy) { t.policy.Store(p) }
@@ -83,16 +87,21 @@ func (t *Throttle) Admit(ctx context.Context, r *http.Request) (proxy.Turn, erro
 			return nil, ref
 		}
 		crawlDelay = g.CrawlDelay()
+	} else if !lim.EnforceRobots {
+		t.hosts.robots(key, "ignored")
 	}
 	began := time.Now()
 	l := semaphore.Limits{Concurrency: lim.MaxConcurrency, Delay: lim.Delay(crawlDelay, 0)}
+	counted := t.hosts.waiting(key, delaySource(lim.MinDelay, crawlDelay, lim.MaxCrawlDelay))
 	lease, sem, err := t.acquire(ctx, key, l, lim.WaitTimeout)
+	counted(err == nil)
 	if err != nil {
 		return nil, t.refusal(ctx, err, l)
 	}
 	if late := time.Until(lease.Start) - (lim.WaitTimeout - time.Since(began)); late > 0 {
 		// The start is beyond the wait the policy allows (a long backoff): do not sit on the slot.
 		t.release(sem, lease)
+		t.hosts.released(key, false)
 		return nil, waitTimeout(time.Until(lease.Start))
 	}
 	return &turn{t: t, sem: sem, lease: lease, label: label, began: began}, nil

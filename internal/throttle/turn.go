@@ -30,6 +30,7 @@ func (u *turn) Wait(ctx context.Context) error {
 	}
 	u.t.metrics.wait.WithLabelValues(u.label).Observe(time.Since(u.began).Seconds())
 	u.t.metrics.inFlight.WithLabelValues(u.label).Inc()
+	u.t.hosts.started(u.lease.Key)
 	u.started = true
 	return nil
 }
@@ -68,6 +69,7 @@ func (u *turn) Release() {
 		if u.started {
 			u.t.metrics.inFlight.WithLabelValues(u.label).Dec()
 		}
+		u.t.hosts.released(u.lease.Key, u.started)
 		u.t.release(u.sem, u.lease)
 	})
 }
