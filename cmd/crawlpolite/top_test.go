@@ -108,7 +108,7 @@ func TestTopInTerminal(t *testing.T) {
 	if atLimit == 0 {
 		t.Errorf("the saturated host was never shown at its limit")
 	}
-	if max := l.a.maxSeen; max > limitA {
+	if max := l.a.maxInFlight(); max > limitA {
 		t.Errorf("the origin saw %d in flight, limit %d", max, limitA)
 	}
 	t.Logf("last capture:\n%s", last)
