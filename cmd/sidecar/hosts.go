@@ -12,8 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/crawlpolite/crawlpolite/internal/throttle"
 	"github.com/crawlpolite/crawlpolite/pkg/semaphore"
 )
@@ -69,12 +67,22 @@ type debugHost struct {
 // off the request path: the hosts used since the last report and the load of the busiest (what
 // `crawlpolite top` ranks by). A failed report is retried with the next one; after ctx ends a last
 // report clears this sidecar's load.
-func publishHosts(ctx context.Context, rdb redis.UniversalClient, hosts *throttle.Hosts, log *slog.Logger) (done <-chan struct{}) {
+//
+// It has a Redis client of its own (one connection, its own view of health): a report that fails
+// or waits during a failover must not trip the breaker the requests share, nor hold one of their
+// connections.
+func publishHosts(ctx context.Context, o Options, hosts *throttle.Hosts, log *slog.Logger) (done <-chan struct{}) {
 	ch := make(chan struct{})
+	rdb, err := newRedis(o.Redis, o.RedisPassword)
+	if err != nil || rdb == nil { // validated when the request path's client was made
+		close(ch)
+		return ch
+	}
 	act := semaphore.NewActive(rdb, semaphore.ActiveOptions{})
 	id := processID()
 	go func() {
 		defer close(ch)
+		defer rdb.Close()
 		t := time.NewTicker(publishEvery)
 		defer t.Stop()
 		loaded := false // the last report carried load, so an empty one must replace it
