@@ -21,8 +21,6 @@ import (
 // server, Redis and every sidecar) shows the origin a gap short by that lateness.
 const slack = 25 * time.Millisecond
 
-const basePolicy = "defaults:\n  maxConcurrency: 2\n  minDelay: 50ms\n  waitTimeout: 60s\n"
-
 // crawlerPod is a labelled pod whose app container crawls urls with workers for d.
 func crawlerPod(ns, name string, urls []string, workers int, d time.Duration, annotations map[string]string, extraArgs ...string) *corev1.Pod {
 	return &corev1.Pod{
@@ -115,7 +113,7 @@ func judge(t *testing.T, o *origin, limit int, delay, page time.Duration) judged
 // delay apart, no disallowed path, no request during a 429's Retry-After, and about what the limits
 // allow.
 func TestSteadyCrawl(t *testing.T) {
-	e := startEnv(t, basePolicy)
+	e := startEnv(t)
 	ctx := context.Background()
 	a := startOrigin(t, e.ca, &origin{Name: "a (limit 2, 100 ms pages, Disallow /private)", Page: 100 * time.Millisecond,
 		Robots: "User-agent: *\nDisallow: /private\n"})

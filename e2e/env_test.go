@@ -19,9 +19,11 @@ import (
 	"testing"
 	"time"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -32,7 +34,7 @@ import (
 )
 
 const (
-	managerNS     = "crawlpolite-system"
+	managerNS     = "crawlpolite" // the release's namespace
 	redisPassword = "e2e-s3cret"
 )
 
@@ -40,7 +42,8 @@ const (
 type env struct {
 	t       *testing.T
 	c       client.Client
-	redis   *redistest.Server
+	redis   *redistest.Server  // startEnv
+	cluster *redistest.Cluster // startClusterEnv
 	webhook *proc
 	kubelet *kubelet
 	ca      *testCA
@@ -49,26 +52,57 @@ type env struct {
 	webhookEnv  []string
 }
 
-// startEnv installs crawlpolite from the repository's manifests (CRD, webhook configuration, RBAC)
-// and starts the webhook binary as its ServiceAccount, with base as its base policy.
-func startEnv(t *testing.T, base string) *env {
+// startEnv installs crawlpolite from the Helm chart's rendered objects (CRDs, RBAC, ServiceAccount,
+// base policy, webhook configuration) and starts the webhook binary with the chart Deployment's
+// arguments, as its ServiceAccount; values are extra `--set` arguments.
+func startEnv(t *testing.T, values ...string) *env {
 	t.Helper()
 	e := &env{t: t, ca: newTestCA(t)}
 	e.redis = redistest.Start(t, "--requirepass", redisPassword)
+	e.install(t, append([]string{"--set", "redis.url=redis://" + e.redis.Addr, "--set", "redis.existingSecret=redis-auth"}, values...))
+	return e
+}
+
+// startClusterEnv is startEnv on a six-node Redis Cluster (no password: redistest's cluster has none).
+func startClusterEnv(t *testing.T, values ...string) *env {
+	t.Helper()
+	e := &env{t: t, ca: newTestCA(t)}
+	e.cluster = redistest.StartCluster(t)
+	e.install(t, append([]string{"--set", "redis.url=redis+cluster://" + strings.Join(e.cluster.Addrs(), "\\,")}, values...))
+	return e
+}
+
+func (e *env) install(t *testing.T, values []string) {
+	t.Helper()
+	objs := renderChart(t, append([]string{"--set", "redis.mode=external", "--set", "sidecar.allowCIDRs={127.0.1.0/24}", "--set", "cleanupGrace=1m",
+		"--set", "policy.defaults.maxConcurrency=2", "--set", "policy.defaults.minDelay=50ms"}, values...)...)
+	var mwc admissionregistrationv1.MutatingWebhookConfiguration
+	must(t, runtime.DefaultUnstructuredConverter.FromUnstructured(find(t, objs, "MutatingWebhookConfiguration", "crawlpolite").Object, &mwc))
 	kenv := &envtest.Environment{
-		CRDDirectoryPaths:     []string{"../config/crd/bases"},
-		WebhookInstallOptions: envtest.WebhookInstallOptions{Paths: []string{"../config/webhook"}},
+		CRDDirectoryPaths: []string{"../charts/crawlpolite/crds"},
+		// The chart's webhook configuration; envtest points it at the local webhook by URL.
+		WebhookInstallOptions: envtest.WebhookInstallOptions{MutatingWebhooks: []*admissionregistrationv1.MutatingWebhookConfiguration{&mwc}},
 	}
 	cfg := kubetest.Start(t, kenv)
 	e.c = kubetest.Client(t, cfg, v1alpha1.AddToScheme)
 	kubetest.Namespaces(t, e.c, managerNS, "crawl", "batch")
-	e.apply(t, "../config/rbac/role.yaml")
-	e.apply(t, "../config/rbac/service_account.yaml")
+	for _, o := range objs {
+		switch o.GetKind() {
+		case "CustomResourceDefinition", "MutatingWebhookConfiguration", "Deployment", "Service", "PodDisruptionBudget":
+			continue // installed by envtest, or played by the test (the manager runs as a process)
+		}
+		if _, hook := o.GetAnnotations()["helm.sh/hook"]; hook {
+			continue
+		}
+		if err := e.c.Create(context.Background(), o); err != nil {
+			t.Fatalf("chart object %s %s: %v", o.GetKind(), o.GetName(), err)
+		}
+	}
 	if err := e.c.Create(context.Background(), &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: managerNS, Name: "redis-auth"},
 		Data: map[string][]byte{"password": []byte(redisPassword)}}); err != nil {
 		t.Fatal(err)
 	}
-	// The webhook runs as its ServiceAccount: what config/rbac grants is all it has.
+	// The webhook runs as the chart's ServiceAccount: what the chart's RBAC grants is all it has.
 	user, err := kenv.AddUser(envtest.User{Name: "system:serviceaccount:" + managerNS + ":crawlpolite-webhook",
 		Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + managerNS, "system:authenticated"}}, nil)
 	if err != nil {
@@ -79,18 +113,28 @@ func startEnv(t *testing.T, base string) *env {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	kcFile, baseFile := filepath.Join(dir, "kubeconfig"), filepath.Join(dir, "base.yaml")
+	kcFile, baseFile := filepath.Join(dir, "kubeconfig"), filepath.Join(dir, "policy.yaml")
 	must(t, os.WriteFile(kcFile, kubeconfig, 0o600))
+	base, _, _ := unstructured.NestedString(find(t, objs, "ConfigMap", "crawlpolite-base-policy").Object, "data", "policy.yaml")
 	must(t, os.WriteFile(baseFile, []byte(base), 0o644))
 	wio := kenv.WebhookInstallOptions
-	e.webhookArgs = []string{
-		"--cert-mode=external", "--cert-dir=" + wio.LocalServingCertDir,
-		"--webhook-host=" + wio.LocalServingHost, fmt.Sprintf("--webhook-port=%d", wio.LocalServingPort),
-		"--metrics-bind-address=0", "--health-probe-bind-address=127.0.0.1:0", "--kubeconfig=" + kcFile,
-		"--sidecar-image=ghcr.io/crawlpolite/crawlpolite:e2e", "--redis=redis://" + e.redis.Addr,
-		"--redis-password-secret=redis-auth", "--allow-cidr=127.0.1.0/24", "--base-policy=" + baseFile,
-		"--cleanup-grace=1m", "--log-level=info",
+	// The chart Deployment's arguments, but for those that only make sense in the cluster.
+	dep := find(t, objs, "Deployment", "crawlpolite-webhook")
+	ctrs, _, _ := unstructured.NestedSlice(dep.Object, "spec", "template", "spec", "containers")
+	for _, a := range ctrs[0].(map[string]any)["args"].([]any) {
+		switch arg := a.(string); {
+		case strings.HasPrefix(arg, "--cert-mode="), strings.HasPrefix(arg, "--metrics-bind-address="),
+			strings.HasPrefix(arg, "--health-probe-bind-address="), strings.HasPrefix(arg, "--webhook-port="):
+		case strings.HasPrefix(arg, "--base-policy="):
+			e.webhookArgs = append(e.webhookArgs, "--base-policy="+baseFile)
+		default:
+			e.webhookArgs = append(e.webhookArgs, arg)
+		}
 	}
+	e.webhookArgs = append(e.webhookArgs, "--cert-mode=external", "--cert-dir="+wio.LocalServingCertDir,
+		"--webhook-host="+wio.LocalServingHost, fmt.Sprintf("--webhook-port=%d", wio.LocalServingPort),
+		"--metrics-bind-address=0", "--health-probe-bind-address=127.0.0.1:0", "--kubeconfig="+kcFile,
+		"--sidecar-image=ghcr.io/crawlpolite/crawlpolite:e2e")
 	e.webhookEnv = []string{"POD_NAMESPACE=" + managerNS}
 	e.startWebhook(t)
 	waitFor(t, "the webhook server", 30*time.Second, func() bool {
@@ -101,35 +145,53 @@ func startEnv(t *testing.T, base string) *env {
 		return err == nil
 	})
 	e.kubelet = startKubelet(t, e.c, e.ca.File)
-	return e
+}
+
+// renderChart runs helm template on the chart in the manager's namespace.
+func renderChart(t *testing.T, args ...string) []*unstructured.Unstructured {
+	t.Helper()
+	helm, err := exec.LookPath("helm")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("helm not on PATH: run `eval $(hack/test-deps.sh all)` or make test")
+		}
+		t.Skip("helm not on PATH: run `eval $(hack/test-deps.sh all)` or make test")
+	}
+	cmd := exec.Command(helm, append([]string{"template", "crawlpolite", "../charts/crawlpolite", "--namespace", managerNS}, args...)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("helm template: %v: %s", err, stderr.String())
+	}
+	var objs []*unstructured.Unstructured
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(out), 4096)
+	for {
+		var u unstructured.Unstructured
+		if err := dec.Decode(&u.Object); errors.Is(err, io.EOF) {
+			return objs
+		} else if err != nil {
+			t.Fatalf("helm template output: %v", err)
+		}
+		if len(u.Object) > 0 {
+			objs = append(objs, &u)
+		}
+	}
+}
+
+func find(t *testing.T, objs []*unstructured.Unstructured, kind, name string) *unstructured.Unstructured {
+	t.Helper()
+	for _, o := range objs {
+		if o.GetKind() == kind && o.GetName() == name {
+			return o
+		}
+	}
+	t.Fatalf("the chart renders no %s %s", kind, name)
+	return nil
 }
 
 func (e *env) startWebhook(t *testing.T) {
 	e.webhook = startProc(t, "webhook", bins["crawlpolite-webhook"], e.webhookArgs, e.webhookEnv)
-}
-
-// apply creates every object of a manifest file.
-func (e *env) apply(t *testing.T, file string) {
-	t.Helper()
-	data, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
-	for {
-		var u unstructured.Unstructured
-		if err := dec.Decode(&u.Object); errors.Is(err, io.EOF) {
-			return
-		} else if err != nil {
-			t.Fatalf("%s: %v", file, err)
-		}
-		if len(u.Object) == 0 {
-			continue
-		}
-		if err := e.c.Create(context.Background(), &u); err != nil {
-			t.Fatalf("%s: %s %s: %v", file, u.GetKind(), u.GetName(), err)
-		}
-	}
 }
 
 // proc is one process the suite started, its output kept.

@@ -36,6 +36,11 @@ func TestMain(m *testing.M) {
 			os.Exit(1)
 		}
 	}
+	// E2E_SIDECAR runs the suite against another sidecar build (a deliberately broken one, say, to
+	// see each scenario fail).
+	if p := os.Getenv("E2E_SIDECAR"); p != "" {
+		bins["crawlpolite-sidecar"] = p
+	}
 	code := m.Run()
 	if err := writeReport(); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e report:", err)

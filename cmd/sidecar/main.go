@@ -11,6 +11,9 @@ import (
 	"os"
 )
 
+// version is stamped by the image build (-ldflags -X main.version=...); logged at start.
+var version = "dev"
+
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "wait-ready" {
 		// The legacy sidecar's postStart hook: the app containers start when this returns.

@@ -131,7 +131,7 @@ func run(ctx context.Context, o Options) error {
 	if rdb != nil {
 		published = publishHosts(pubCtx, o, thr.Hosts(), log)
 	}
-	log.Info("serving", "listen", ln.Addr().String(), "admin", adminLn.Addr().String(),
+	log.Info("serving", "version", version, "listen", ln.Addr().String(), "admin", adminLn.Addr().String(),
 		"backend", redisTarget(o.Redis), "on_redis_down", o.OnRedisDown, "ca_dir", o.CADir)
 
 	select {

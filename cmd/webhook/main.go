@@ -12,6 +12,9 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 )
 
+// version is stamped by the image build (-ldflags -X main.version=...); logged at start.
+var version = "dev"
+
 func main() {
 	opts, err := parseOptions(os.Args[1:])
 	if err != nil {

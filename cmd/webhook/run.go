@@ -9,7 +9,7 @@ import (
 	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/version"
+	kversion "k8s.io/apimachinery/pkg/util/version"
 	"k8s.io/client-go/discovery"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -111,7 +111,7 @@ func serve(ctx context.Context, cfg *rest.Config, o Options) error {
 	if err := mgr.AddReadyzCheck("webhook", mgr.GetWebhookServer().StartedChecker()); err != nil {
 		return err
 	}
-	log.Info("starting", "namespace", o.Namespace, "certMode", o.CertMode, "mode", o.Inject.Mode, "nativeSidecars", o.Inject.NativeSidecars)
+	log.Info("starting", "version", version, "namespace", o.Namespace, "certMode", o.CertMode, "mode", o.Inject.Mode, "nativeSidecars", o.Inject.NativeSidecars)
 	return mgr.Start(ctx)
 }
 
@@ -125,11 +125,11 @@ func nativeSidecars(cfg *rest.Config) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("server version: %w", err)
 	}
-	v, err := version.ParseGeneric(info.GitVersion)
+	v, err := kversion.ParseGeneric(info.GitVersion)
 	if err != nil {
 		return false, fmt.Errorf("server version %q: %w", info.GitVersion, err)
 	}
-	return v.AtLeast(version.MajorMinor(1, 29)), nil
+	return v.AtLeast(kversion.MajorMinor(1, 29)), nil
 }
 
 func slogLevel(s string) slog.Level {

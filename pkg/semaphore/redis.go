@@ -79,13 +79,13 @@ func (r *redisStore) keys(key string) []string {
 
 func ms(d time.Duration) int64 { return d.Milliseconds() }
 
-// since is the time elapsed since a holder's actual start in whole milliseconds, rounded down (the
-// script adds one for that and for its own clock's rounding), or -1 when it has not begun.
+// since is the time elapsed since a holder's actual start in whole microseconds, rounded down (the
+// script adds one for that), or -1 when it has not begun.
 func since(st started) int64 {
 	if st.at.IsZero() {
 		return -1
 	}
-	return max(0, time.Since(st.at).Milliseconds())
+	return max(0, time.Since(st.at).Microseconds())
 }
 
 func (r *redisStore) acquire(ctx context.Context, key, rid string, l Limits) (reply, error) {

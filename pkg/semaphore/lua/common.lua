@@ -22,8 +22,11 @@ local room_n = 0 -- holders counted by the last room() call
 
 local function needs(t) if t > horizon then horizon = t end end
 
+local now_us = 0 -- the same reading in microseconds (epoch us fit a double's 53 bits exactly)
+
 local function now_ms()
   local t = redis.call('TIME')
+  now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
   local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   needs(now)
   return now
@@ -89,14 +92,15 @@ local function grant(rid, limit, delay, ttl, now)
   return token, start, exp
 end
 
--- began moves the gate after a holder's actual start, which it reports as the ms elapsed since
--- then on its own clock (-1: not begun). The start was no later than now - since + 1 (since is
--- rounded down, and so is now; the report's travel only makes it later), so last and next move to
--- at least that and that + the holder's delay: a grant made after this, in this script or a later
--- one, starts no sooner than the delay after the start the origin actually saw. Nothing moves back.
-local function began(now, since, delay)
+-- began moves the gate after a holder's actual start, which it reports as the microseconds elapsed
+-- since then on its own clock (-1: not begun). The start was no later than now_us - since + 1 (since
+-- is rounded down; the report's travel only makes the start it implies later), here rounded up to
+-- the ms, so last and next move to at least that and that + the holder's delay: a grant made after
+-- this, in this script or a later one, starts no sooner than the delay after the start the origin
+-- actually saw. Nothing moves back.
+local function began(since, delay)
   if since < 0 then return end
-  local at = now - since + 1
+  local at = math.ceil((now_us - since + 1) / 1000)
   local m = redis.call('HMGET', KEYS[6], 'next', 'last')
   if at > (tonumber(m[2]) or 0) then redis.call('HSET', KEYS[6], 'last', fmt(at)) end
   if at + delay > (tonumber(m[1]) or 0) then

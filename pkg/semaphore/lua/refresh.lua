@@ -3,7 +3,7 @@
 -- ARGV[1] rid    request id
 -- ARGV[2] token  fencing token of the grant
 -- ARGV[3] lease  new lease, ms, counted from now (or from the start, if that is later)
--- ARGV[4] since  ms since the holder actually started, on its clock; -1 if it did not (see began)
+-- ARGV[4] since  us since the holder actually started, on its clock; -1 if it did not (see began)
 -- ARGV[5] delay  the holder's delay, ms
 -- Reply: remaining lease in ms (> 0), or -1 when the grant is gone or belongs to another token.
 local rid, token, lease = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -14,7 +14,7 @@ local held, _, start = grant_fields(rid)
 if not held or held ~= token then return -1 end
 local exp = math.max(now, start) + lease
 redis.call('ZADD', KEYS[1], 'XX', fmt(exp), rid)
-began(now, since, delay)
+began(since, delay)
 needs(exp)
 touch()
 return exp - now
