@@ -37,8 +37,9 @@ func (e explainJSON) reason(kind string) (effect, detail string) {
 
 // TestExplain asks `crawlpolite explain -o json` about each reason a request can wait or be refused
 // for, against a real sidecar and redis-server after real requests: a robots.txt rule, an
-// unreachable robots.txt (503), a missing one (404: allowed), one not cached yet, the policy rule behind a limit, a Crawl-delay capped by maxCrawlDelay and
-// one under it, a backoff after a 429 with Retry-After, and a queue behind a saturated host.
+// unreachable robots.txt (503), a missing one (404: allowed), one not cached yet, the policy rule
+// behind a limit, a Crawl-delay capped by maxCrawlDelay and one under it, a backoff after a 429
+// with Retry-After, and a queue behind a saturated host.
 func TestExplain(t *testing.T) {
 	rs := redistest.Start(t)
 	redisURL := "redis://" + rs.Addr
