@@ -132,6 +132,9 @@ func TestExplain(t *testing.T) {
 	}
 	t.Logf("explain (text):\n%s", cli(t, []string{"CRAWLPOLITE_REDIS=" + redisURL}, "explain", "--agent", "testbot", "--policy-file", pol, a.URL+"/private/x"))
 	t.Logf("explain -o json:\n%s", cli(t, []string{"CRAWLPOLITE_REDIS=" + redisURL}, "explain", "--agent", "testbot", "--policy-file", pol, "-o", "json", a.URL+"/page"))
+	if eff, _ := explain(a.URL + "/private/x").reason("queue"); eff != "none" {
+		t.Errorf("a path robots.txt refuses never queues: queue effect %q", eff)
+	}
 	if eff, d := e.reason("queue"); e.Verdict != "wait" || eff != "waits" || e.State.InFlight != 1 || !strings.Contains(d, "2 queued ahead") {
 		t.Errorf("queue: %+v", e)
 	}
