@@ -110,7 +110,8 @@ func table(sc *sidecar, sites ...*site) {
 		q.Add("host", s.host())
 	}
 	var state map[string]struct {
-		InFlight int    `json:"inFlight"`
+		InFlight int    `json:"inFlight"` // at the origin
+		Starting int    `json:"starting"` // granted, waiting for the delay gate
 		Waiting  int    `json:"waiting"`
 		Limit    int    `json:"limit"`
 		Delay    string `json:"delay"`
@@ -124,10 +125,10 @@ func table(sc *sidecar, sites ...*site) {
 		return
 	}
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(w, "%s\tsite\thost\tin flight\twaiting\tlimit\tdelay\tpages served\t\n", time.Now().Format("15:04:05"))
+	fmt.Fprintf(w, "%s\tsite\thost\tin flight\tstarting\twaiting\tlimit\tdelay\tpages served\t\n", time.Now().Format("15:04:05"))
 	for _, s := range sites {
 		st := state[s.host()]
-		fmt.Fprintf(w, "\t%s\t%s\t%d\t%d\t%d\t%s\t%d\t\n", s.name, s.host(), st.InFlight, st.Waiting, st.Limit, st.Delay, s.stats().pages)
+		fmt.Fprintf(w, "\t%s\t%s\t%d\t%d\t%d\t%d\t%s\t%d\t\n", s.name, s.host(), st.InFlight, st.Starting, st.Waiting, st.Limit, st.Delay, s.stats().pages)
 	}
 	_ = w.Flush()
 	fmt.Println()
