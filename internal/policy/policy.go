@@ -15,7 +15,8 @@ type Limits struct {
 	MaxCrawlDelay  time.Duration
 	EnforceRobots  bool
 	WaitTimeout    time.Duration
-	Tunnel         bool // tls: tunnel (a blind CONNECT tunnel) instead of intercept
+	Tunnel         bool  // tls: tunnel (a blind CONNECT tunnel) instead of intercept
+	GroupBy        Group // what shares the budget: the host (the zero value), its registrable domain, its address
 }
 
 // Delay is the effective delay: max(minDelay, min(crawlDelay, maxCrawlDelay), backoff).
@@ -106,6 +107,9 @@ func apply(l Limits, f Fields) Limits {
 	if f.TLS != nil {
 		l.Tunnel = *f.TLS == "tunnel"
 	}
+	if f.GroupBy != nil {
+		l.GroupBy = groupNames[*f.GroupBy]
+	}
 	return l
 }
 
@@ -118,6 +122,7 @@ func stricter(a, b Limits) Limits {
 		EnforceRobots:  a.EnforceRobots || b.EnforceRobots,
 		WaitTimeout:    min(a.WaitTimeout, b.WaitTimeout),
 		Tunnel:         a.Tunnel && b.Tunnel,
+		GroupBy:        max(a.GroupBy, b.GroupBy), // the broader group: fewer requests at once reach the server
 	}
 }
 
