@@ -110,7 +110,7 @@ func publishHosts(ctx context.Context, rdb redis.UniversalClient, hosts *throttl
 // gate): from Redis when shared (one more read-only script), else from this sidecar's own counts,
 // which are the whole truth of an in-process semaphore.
 func (a *admin) phases(ctx context.Context, authority string, holders int) (inFlight, starting int) {
-	key, err := a.thr.Key(authority)
+	key, err := a.thr.Key(ctx, authority)
 	if err != nil {
 		return holders, 0
 	}

@@ -162,6 +162,19 @@ func (p *Policy) Named(host, port string) bool {
 	return false
 }
 
+// NamesDomain reports whether some rule's pattern is domain itself or its subdomains
+// ("example.com", "*.example.com"), for bounded metric labels of domain groups.
+func (p *Policy) NamesDomain(domain string) bool {
+	for _, r := range p.rules {
+		for _, pt := range r.patterns {
+			if pt.host == domain {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 func parsePattern(s string) (pattern, error) {
 	var pt pattern
 	hostport := strings.TrimSpace(s)

@@ -2,6 +2,7 @@ package throttle
 
 import (
 	"cmp"
+	"context"
 	"path"
 	"slices"
 	"sync"
@@ -143,8 +144,9 @@ func sortLoad(l []semaphore.Load) {
 }
 
 // Key is the semaphore key of an authority as State reads it ("example.com", "example.com:80",
-// "example.com:8443").
-func (t *Throttle) Key(authority string) (string, error) {
+// "example.com:8443"): the host's own key, or its group's ("domain:example.com", "ip:192.0.2.1")
+// when its rule groups by domain or IP; a group by IP resolves the name as Admit does.
+func (t *Throttle) Key(ctx context.Context, authority string) (string, error) {
 	host, port, err := policy.Normalize(authority, "https")
 	if err != nil {
 		return "", err
@@ -152,7 +154,8 @@ func (t *Throttle) Key(authority string) (string, error) {
 	if port == "80" { // requests drop the default port of their scheme: both name the bare host
 		port = ""
 	}
-	return policy.Key(host, port), nil
+	key, _, err := t.group(ctx, t.policy.Load().For(host, port).GroupBy, host, port, "https")
+	return key, err
 }
 
 // delaySource names what set a request's delay: the robots.txt Crawl-delay (as capped) when it is

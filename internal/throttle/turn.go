@@ -3,6 +3,7 @@ package throttle
 import (
 	"context"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"sync"
 	"time"
@@ -16,7 +17,8 @@ type turn struct {
 	sem   *semaphore.Semaphore // the one the lease came from
 	lease *semaphore.Lease
 	label string
-	began time.Time // when the request asked for its turn
+	began time.Time  // when the request asked for its turn
+	pin   netip.Addr // groupBy ip: the address the group was chosen by, which the request is dialled to
 	// started is set once Wait returned: the request counts as in flight.
 	started bool
 	once    sync.Once
@@ -42,6 +44,9 @@ func (u *turn) Sent() {
 	u.lease.Started(now)
 	u.t.metrics.late.Observe(max(0, now.Sub(u.lease.Start)).Seconds())
 }
+
+// DialAddr implements proxy.DialPin.
+func (u *turn) DialAddr() netip.Addr { return u.pin }
 
 func (u *turn) AfterLost(f func()) (stop func() bool) { return u.lease.AfterLost(f) }
 

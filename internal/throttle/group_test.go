@@ -1,0 +1,103 @@
+package throttle
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"net/netip"
+	"sync/atomic"
+	"testing"
+
+	"github.com/crawlpolite/crawlpolite/internal/proxy"
+)
+
+const groupDoc = `defaults:
+  maxConcurrency: 1
+  minDelay: 0s
+  robots: ignore
+  waitTimeout: 100ms
+rules:
+  - hosts: ["*.example.co.uk"]
+    groupBy: domain
+  - hosts: ["*.shared.test", "*.unrelated.test"]
+    groupBy: ip
+`
+
+// TestGroups: hosts of one group share one budget and one key; others keep their own; a group by
+// IP pins the request to the address it was grouped by; host groups never resolve.
+func TestGroups(t *testing.T) {
+	thr := newThrottle(t, groupDoc)
+	var lookups atomic.Int32
+	thr.UseResolver(func(_ context.Context, host string, _ int) (netip.Addr, error) {
+		lookups.Add(1)
+		switch host {
+		case "a.shared.test", "b.unrelated.test":
+			return netip.MustParseAddr("192.0.2.1"), nil
+		case "c.shared.test":
+			return netip.MustParseAddr("192.0.2.2"), nil
+		}
+		return netip.Addr{}, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+	})
+	ctx := context.Background()
+	cases := []struct {
+		name, first, second string
+		shared              bool
+		key                 string
+	}{
+		{"one domain", "http://a.b.example.co.uk/", "https://c.example.co.uk/", true, "domain:example.co.uk"},
+		{"two domains", "http://a.example.co.uk/", "http://a.other.co.uk/", false, "domain:example.co.uk"},
+		{"one address", "http://a.shared.test/", "http://b.unrelated.test:8080/", true, "ip:192.0.2.1"},
+		{"two addresses", "http://a.shared.test/", "http://c.shared.test/", false, "ip:192.0.2.1"},
+		{"hosts", "http://one.example/", "http://two.example/", false, "one.example"},
+	}
+	for _, c := range cases {
+		held, err := thr.Admit(ctx, get(c.first))
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if key, err := thr.Key(ctx, get(c.first).URL.Host); err != nil || key != c.key {
+			t.Errorf("%s: Key = %q %v, want %q", c.name, key, err, c.key)
+		}
+		second, err := thr.Admit(ctx, get(c.second))
+		switch {
+		case c.shared:
+			refusal(t, err, http.StatusTooManyRequests) // the group's one slot is held
+		case err != nil:
+			t.Errorf("%s: the second host has its own budget, got %v", c.name, err)
+		default:
+			second.Release()
+		}
+		if st, err := thr.State(ctx, get(c.second).URL.Host); err != nil || (st.Holders == 1) != c.shared {
+			t.Errorf("%s: State(second) = %+v %v, shared %v", c.name, st, err, c.shared)
+		}
+		held.Release()
+	}
+	turn, err := thr.Admit(ctx, get("http://b.unrelated.test/"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := turn.(proxy.DialPin).DialAddr(); a != netip.MustParseAddr("192.0.2.1") {
+		t.Errorf("groupBy ip pins %v, want 192.0.2.1", a)
+	}
+	turn.Release()
+	n := lookups.Load()
+	turn, err = thr.Admit(ctx, get("http://a.example.co.uk/"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := turn.(proxy.DialPin).DialAddr(); a.IsValid() {
+		t.Errorf("groupBy domain pins %v", a)
+	}
+	turn.Release()
+	if turn, err = thr.Admit(ctx, get("http://one.example/")); err != nil {
+		t.Fatal(err)
+	}
+	turn.Release()
+	if lookups.Load() != n {
+		t.Error("groupBy host or domain resolved the name")
+	}
+	_, err = thr.Admit(ctx, get("http://gone.shared.test/"))
+	if r := refusal(t, err, http.StatusBadGateway); r.Type != "dns_error" {
+		t.Errorf("unresolvable name under groupBy ip: %+v", r)
+	}
+}
