@@ -3,7 +3,12 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -257,4 +262,235 @@ func TestKilledSidecar(t *testing.T) {
 	rep := section("Killed sidecar", "a sidecar SIGKILLed while its request holds the only slot of a host (limit 1); another pod waits")
 	rep.row("slot freed", fmt.Sprintf("%v after the kill (the lease is 30 s; the killed request's own origin work took 2 s)", freed.Round(10*time.Millisecond)))
 	rep.verdict(t)
+}
+
+// scaleOrigin answers for every 127.x.y.z on one port (a wildcard listener), recording per host.
+type scaleOrigin struct {
+	mu    sync.Mutex
+	hosts map[string]*hostSeen
+}
+
+type hostSeen struct {
+	inFlight, max, requests int
+	last                    time.Time
+	minGap                  time.Duration
+}
+
+func (s *scaleOrigin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	now := time.Now()
+	s.mu.Lock()
+	h := s.hosts[r.Host]
+	if h == nil {
+		h = &hostSeen{minGap: time.Hour}
+		s.hosts[r.Host] = h
+	}
+	h.inFlight++
+	h.requests++
+	h.max = max(h.max, h.inFlight)
+	if !h.last.IsZero() {
+		h.minGap = min(h.minGap, now.Sub(h.last))
+	}
+	h.last = now
+	s.mu.Unlock()
+	if r.URL.Path != "/robots.txt" {
+		_, _ = w.Write([]byte("page\n"))
+	} else {
+		http.NotFound(w, r)
+	}
+	s.mu.Lock()
+	h.inFlight--
+	s.mu.Unlock()
+}
+
+// procCPU is a process's user+system CPU time so far.
+func procCPU(t *testing.T, pid int) time.Duration {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	s, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(u+s) * 10 * time.Millisecond // USER_HZ 100
+}
+
+// procRSS is a process's resident set in bytes.
+func procRSS(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.Fields(rest)[0], 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// redisStats sums INFO fields over the servers (every master and replica).
+func redisStats(t *testing.T, addrs []string, password string) (commands int64, cpu time.Duration, memory int64) {
+	t.Helper()
+	for _, a := range addrs {
+		c := redis.NewClient(&redis.Options{Addr: a, Password: password})
+		info, err := c.Info(context.Background(), "stats", "cpu", "memory").Result()
+		_ = c.Close()
+		if err != nil {
+			t.Fatalf("INFO %s: %v", a, err)
+		}
+		for _, line := range strings.Split(info, "\r\n") {
+			k, v, _ := strings.Cut(line, ":")
+			switch k {
+			case "total_commands_processed":
+				n, _ := strconv.ParseInt(v, 10, 64)
+				commands += n
+			case "used_cpu_sys", "used_cpu_user":
+				f, _ := strconv.ParseFloat(v, 64)
+				cpu += time.Duration(f * float64(time.Second))
+			case "used_memory":
+				n, _ := strconv.ParseInt(v, 10, 64)
+				memory += n
+			}
+		}
+	}
+	return commands, cpu, memory
+}
+
+// TestScale: 1,000 hosts crawled by 8 pods at once, on one Redis and on a Redis Cluster: every host
+// at most its limit in flight and its delay apart; Redis commands/s, Redis and sidecar CPU per
+// request, memory per active host; no key left without a TTL, and none for a host once idle.
+// Full form only.
+func TestScale(t *testing.T) {
+	if !full() {
+		t.Skip("full form (make e2e)")
+	}
+	for _, cluster := range []bool{false, true} {
+		name := map[bool]string{false: "one Redis", true: "Redis Cluster"}[cluster]
+		t.Run(strings.ReplaceAll(name, " ", "-"), func(t *testing.T) { scale(t, name, cluster) })
+	}
+}
+
+func scale(t *testing.T, name string, cluster bool) {
+	const hosts, pods = 1000, 8
+	values := []string{"--set", "sidecar.allowCIDRs={127.0.0.0/8}", "--set", "policy.defaults.maxConcurrency=1", "--set", "policy.defaults.minDelay=100ms"}
+	var e *env
+	var addrs []string
+	password := ""
+	if cluster {
+		e = startClusterEnv(t, values...)
+		addrs = e.cluster.Addrs()
+	} else {
+		e = startEnv(t, values...)
+		addrs, password = []string{e.redis.Addr}, redisPassword
+	}
+	ctx := context.Background()
+	ln, err := net.Listen("tcp", ":0") // every 127.x.y.z
+	must(t, err)
+	port := ln.Addr().(*net.TCPAddr).Port
+	so := &scaleOrigin{hosts: map[string]*hostSeen{}}
+	srv := &http.Server{Handler: so, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	var urls []string
+	for i := range hosts {
+		urls = append(urls, fmt.Sprintf("http://127.0.%d.%d:%d/p", 2+i/250, 1+i%250, port))
+	}
+	crawl := 20 * time.Second
+	for i := range pods {
+		must(t, e.c.Create(ctx, crawlerPod("crawl", fmt.Sprintf("scale-%d", i), urls, 1, crawl, nil)))
+	}
+	var runs []*podRun
+	for i := range pods {
+		runs = append(runs, e.kubelet.pod(t, "crawl", fmt.Sprintf("scale-%d", i)))
+	}
+	cmd0, rcpu0, mem0 := redisStats(t, addrs, password)
+	var scpu0 time.Duration
+	var rss0 int64
+	for _, r := range runs {
+		scpu0 += procCPU(t, r.Sidecar.cmd.Process.Pid)
+		rss0 += procRSS(r.Sidecar.cmd.Process.Pid)
+	}
+	start := time.Now()
+	time.Sleep(crawl - 2*time.Second) // measured while every host is busy
+	elapsed := time.Since(start)
+	cmd1, rcpu1, mem1 := redisStats(t, addrs, password)
+	var scpu1 time.Duration
+	var rss1 int64
+	for _, r := range runs {
+		scpu1 += procCPU(t, r.Sidecar.cmd.Process.Pid)
+		rss1 += procRSS(r.Sidecar.cmd.Process.Pid)
+	}
+	so.mu.Lock()
+	served := 0
+	for _, h := range so.hosts {
+		served += h.requests
+	}
+	so.mu.Unlock()
+	for _, r := range runs {
+		r.WaitApps(t, crawl+2*time.Minute)
+	}
+	so.mu.Lock()
+	total, worstGap, worstFlight := 0, time.Hour, 0
+	for _, h := range so.hosts {
+		total += h.requests
+		worstFlight = max(worstFlight, h.max)
+		if h.requests > 1 {
+			worstGap = min(worstGap, h.minGap)
+		}
+	}
+	seen := len(so.hosts)
+	so.mu.Unlock()
+	if seen < hosts {
+		t.Errorf("%d of %d hosts reached", seen, hosts)
+	}
+	if worstFlight > 1 {
+		t.Errorf("a host had %d in flight, limit 1", worstFlight)
+	}
+	if worstGap < 100*time.Millisecond-slack {
+		t.Errorf("a host saw starts %v apart, delay 100ms", worstGap)
+	}
+	// Keys: every one with a TTL; once the hosts are idle their keys go.
+	keys := func() (n int, noTTL []string) {
+		for _, a := range addrs {
+			c := redis.NewClient(&redis.Options{Addr: a, Password: password})
+			if role, _ := c.Do(ctx, "ROLE").Slice(); len(role) > 0 && role[0] != "master" {
+				_ = c.Close()
+				continue
+			}
+			ks, err := c.Keys(ctx, "*").Result()
+			must(t, err)
+			for _, k := range ks {
+				if ttl, err := c.PTTL(ctx, k).Result(); err == nil && ttl < 0 {
+					noTTL = append(noTTL, k)
+				}
+			}
+			n += len(ks)
+			_ = c.Close()
+		}
+		return n, noTTL
+	}
+	atEnd, noTTL := keys()
+	if len(noTTL) > 0 {
+		t.Errorf("keys without a TTL: %v", noTTL[:min(5, len(noTTL))])
+	}
+	idle := time.Now()
+	var left int
+	waitFor(t, "the idle hosts' keys to expire", 2*time.Minute, func() bool {
+		left, _ = keys()
+		return left <= 10 // the active-host registry (a few keys under one hash tag) may stay a while
+	})
+	rate := float64(served) / elapsed.Seconds()
+	rep := section("Scale: "+name, fmt.Sprintf("%d hosts (limit 1, 100 ms) crawled by %d pods at once, one worker per host each, %v", hosts, pods, crawl))
+	rep.row("origin", fmt.Sprintf("%d requests, %.0f req/s; %d hosts reached; worst host: %d in flight, smallest gap %v", total, rate, seen, worstFlight, worstGap.Round(time.Millisecond)))
+	rep.row("Redis", fmt.Sprintf("%.0f commands/s (%.1f per request), %.0f us CPU per request, %.0f bytes per active host",
+		float64(cmd1-cmd0)/elapsed.Seconds(), float64(cmd1-cmd0)/float64(served), float64(rcpu1-rcpu0)/float64(time.Microsecond)/float64(served), float64(mem1-mem0)/hosts))
+	rep.row("sidecars", fmt.Sprintf("%.0f us CPU per request; RSS %d MiB per sidecar during the crawl, %d KiB per active host at most (RSS / hosts), %d MiB when the last pod had started",
+		float64(scpu1-scpu0)/float64(time.Microsecond)/float64(served), rss1/pods>>20, rss1/pods/hosts>>10, rss0/pods>>20))
+	rep.row("keys", fmt.Sprintf("%d at the end, every one with a TTL; %d left %v after the crawl", atEnd, left, time.Since(idle).Round(time.Second)))
+	rep.verdict(t)
+	for _, r := range rep.Rows {
+		t.Logf("%s: %s", r[0], r[1])
+	}
 }

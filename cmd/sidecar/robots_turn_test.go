@@ -20,6 +20,7 @@ func TestRobotsTakeTurns(t *testing.T) {
 	const (
 		minDelay   = 100 * time.Millisecond
 		crawlDelay = 200 * time.Millisecond
+		tolerance  = 5 * time.Millisecond // as TestStarvedSidecar: late starts push the gate
 	)
 	rs := redistest.Start(t)
 	o := newSite(t, "User-agent: *\nCrawl-delay: 0.2\n", 150*time.Millisecond, 5*time.Millisecond)
@@ -64,12 +65,12 @@ func TestRobotsTakeTurns(t *testing.T) {
 	}
 	short, smallest := shortGaps(arrivals, func(a arrival) time.Duration {
 		if a.path == "/robots.txt" {
-			return minDelay - slack
+			return minDelay - tolerance
 		}
-		return crawlDelay - slack
+		return crawlDelay - tolerance
 	})
 	if len(short) > 0 {
-		t.Errorf("starts closer than their delay (less %v slack): %v", slack, short)
+		t.Errorf("starts closer than their delay (less %v): %v", tolerance, short)
 	}
 	if len(codes) != 1 || codes[http.StatusOK] == 0 {
 		t.Errorf("status codes %v: want only 200", codes)

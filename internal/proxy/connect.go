@@ -162,30 +162,34 @@ func (s *Server) tunnel(w http.ResponseWriter, r *http.Request) {
 	untrack := s.active.track(conn, up)
 	defer untrack()
 	stop := turn.AfterLost(func() { _ = conn.Close(); _ = up.Close() }) // a lost hold ends the tunnel
-	s.splice(conn, up)
+	s.splice(conn, up, turn.Sent)                                       // the tunnel starts at the origin with the client's first bytes
 	stop()
 }
 
 var errPanicked = errors.New("proxy: panic in a tunnel copier")
 
-// splice copies both ways until both sides end, or one fails, then closes both.
-func (s *Server) splice(a, b net.Conn) {
+// splice copies both ways until both sides end, or one fails, then closes both. sentB is called
+// once the first bytes have been written to b.
+func (s *Server) splice(a, b net.Conn, sentB func()) {
 	errc := make(chan error, 2)
-	cp := func(dst, src net.Conn) {
+	cp := func(dst, src net.Conn, sent func()) {
 		defer func() {
 			if v := recover(); v != nil {
 				s.RecordPanic("tunnel", v)
 				errc <- errPanicked
 			}
 		}()
-		_, err := io.Copy(dst, src)
+		err := copyFirst(dst, src, sent)
+		if err == nil {
+			_, err = io.Copy(dst, src) // the connections' own ReadFrom/WriteTo: splice(2) where it can
+		}
 		if tc, ok := dst.(interface{ CloseWrite() error }); ok && err == nil {
 			_ = tc.CloseWrite() // half-close: let the other direction finish
 		}
 		errc <- err
 	}
-	go cp(a, b)
-	go cp(b, a)
+	go cp(a, b, nil)
+	go cp(b, a, sentB)
 	for range 2 {
 		if err := <-errc; err != nil {
 			_ = a.Close()
@@ -194,6 +198,26 @@ func (s *Server) splice(a, b net.Conn) {
 	}
 	_ = a.Close()
 	_ = b.Close()
+}
+
+// copyFirst copies src's first read to dst and then calls sent (when not nil), so sent comes after
+// those bytes were handed to dst's connection. EOF is not an error.
+func copyFirst(dst, src net.Conn, sent func()) error {
+	if sent == nil {
+		return nil
+	}
+	buf := make([]byte, 16<<10)
+	n, err := src.Read(buf)
+	if n > 0 {
+		if _, werr := dst.Write(buf[:n]); werr != nil {
+			return werr
+		}
+		sent()
+	}
+	if errors.Is(err, io.EOF) {
+		return nil // io.Copy sees the EOF again and half-closes
+	}
+	return err
 }
 
 // bufferedConn is a hijacked connection whose first bytes are still in the server's reader.

@@ -7,6 +7,7 @@ import (
 	"net/http/httptrace"
 	"net/http/httputil"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -14,6 +15,9 @@ import (
 const via = "1.1 " + ProxyName
 
 type turnKey struct{}
+
+// clientKey holds the client's context in a ReverseProxy request's (which is the upstream one).
+type clientKey struct{}
 
 // forward admits r, readies a connection to its origin, waits for the turn's start, then sends r and
 // streams the response back. The turn is held until the origin is done with r (see h1.serve), or
@@ -44,7 +48,16 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request) {
 		// The origin request runs under up, not the client's context: a client that leaves while
 		// the origin works on its request (a 100-continue upload, an upgrade) must not free the
 		// slot under it, as h1.serve does not either.
-		s.rp.ServeHTTP(w, r.WithContext(httptrace.WithClientTrace(context.WithValue(up, turnKey{}, turn), sentTrace(turn))))
+		var wrote atomic.Bool
+		trace := &httptrace.ClientTrace{WroteHeaders: func() { wrote.Store(true) }}
+		rctx := context.WithValue(context.WithValue(up, turnKey{}, turn), clientKey{}, ctx)
+		s.rp.ServeHTTP(w, r.WithContext(httptrace.WithClientTrace(rctx, trace)))
+		if wrote.Load() {
+			// The Transport writes on a goroutine of its own and says nothing once the head has
+			// left (WroteHeaders and WroteRequest both come before its last flush), so the end of
+			// the exchange stands in for the start: never earlier than the origin saw it.
+			turn.Sent()
+		}
 		return
 	}
 	r = r.WithContext(ctx)
@@ -54,17 +67,6 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request) {
 	})
 	if err != nil {
 		s.upstreamError(w, r, err)
-	}
-}
-
-// sentTrace reports a ReverseProxy request as sent once the Transport has flushed its head (before
-// waiting for 100 Continue) and again once the whole request is written. The Transport does not
-// say when it flushed any other head, so the end stands in: later is safe, and as the latest mark
-// counts, a 100-continue upload counts as starting when its body is written.
-func sentTrace(turn Turn) *httptrace.ClientTrace {
-	return &httptrace.ClientTrace{
-		Wait100Continue: turn.Sent,
-		WroteRequest:    func(httptrace.WroteRequestInfo) { turn.Sent() },
 	}
 }
 
@@ -97,6 +99,9 @@ func (s *Server) reverseProxy(pool *bufferPool) *httputil.ReverseProxy {
 // upstreamError answers a failed round trip with the matching refusal, unless the client is gone.
 func (s *Server) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
 	ctx := r.Context()
+	if c, ok := ctx.Value(clientKey{}).(context.Context); ok {
+		ctx = c // the ReverseProxy's request carries the upstream context; the client's is here
+	}
 	switch {
 	case errors.Is(context.Cause(ctx), errLost), errors.Is(err, errLost):
 		s.refuse(w, r, &Refusal{Status: http.StatusServiceUnavailable, Type: "proxy_internal_error",

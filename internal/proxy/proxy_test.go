@@ -26,6 +26,7 @@ import (
 type fakePolicy struct {
 	admit func(r *http.Request) error // nil: admit
 	turn  func() Turn                 // nil: fakeTurn
+	blind bool                        // every CONNECT a blind tunnel
 
 	mu   sync.Mutex
 	seen []string // URLs given to Admit
@@ -46,7 +47,7 @@ func (f *fakePolicy) Admit(_ context.Context, r *http.Request) (Turn, error) {
 	return fakeTurn{}, nil
 }
 
-func (f *fakePolicy) Tunnel(string) bool { return false }
+func (f *fakePolicy) Tunnel(string) bool { return f.blind }
 
 func (f *fakePolicy) admitted() []string {
 	f.mu.Lock()

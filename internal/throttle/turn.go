@@ -22,6 +22,7 @@ type turn struct {
 	// started is set once Wait returned: the request counts as in flight.
 	started bool
 	once    sync.Once
+	sent    sync.Once // the lateness is measured at the first send
 }
 
 // Wait sleeps until the lease's start. The caller releases the turn whatever Wait returns.
@@ -38,11 +39,11 @@ func (u *turn) Wait(ctx context.Context) error {
 
 // Sent records the request's actual start with its lease, whose release moves the host's next start
 // to a delay after it (see semaphore.Lease.Started), and measures how late after the turn's start
-// the request went.
+// the request first went.
 func (u *turn) Sent() {
 	now := time.Now()
 	u.lease.Started(now)
-	u.t.metrics.late.Observe(max(0, now.Sub(u.lease.Start)).Seconds())
+	u.sent.Do(func() { u.t.metrics.late.Observe(max(0, now.Sub(u.lease.Start)).Seconds()) })
 }
 
 // DialAddr implements proxy.DialPin.
