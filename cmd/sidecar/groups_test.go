@@ -40,6 +40,10 @@ rules:
     groupBy: domain
     maxConcurrency: %[1]d
     minDelay: %[2]v
+  - hosts: ["*.slow.test"]
+    groupBy: domain
+    maxConcurrency: %[1]d
+    minDelay: %[2]v
   - hosts: ["shop-one.test", "shop-two.test"]
     groupBy: ip
     maxConcurrency: %[1]d
@@ -50,6 +54,12 @@ rules:
     minDelay: %[2]v
 `
 
+// crawlDelayHost is the one host whose robots.txt asks for a Crawl-delay (of crawlDelay).
+const (
+	crawlDelayHost = "a.slow.test"
+	crawlDelay     = 300 * time.Millisecond
+)
+
 // siteOrigin records every page request's start and the most in flight at once, across all the
 // names it is reached by, and which names asked for robots.txt.
 type siteOrigin struct {
@@ -57,7 +67,7 @@ type siteOrigin struct {
 	mu       sync.Mutex
 	inFlight int
 	maxSeen  int
-	starts   []time.Time
+	starts   []hostStart
 	byHost   map[string]int
 	robots   map[string]int
 }
@@ -70,12 +80,16 @@ func newSiteOrigin(t *testing.T) *siteOrigin {
 		if r.URL.Path == "/robots.txt" {
 			o.robots[host]++
 			o.mu.Unlock()
-			_, _ = io.WriteString(w, "User-agent: *\nDisallow: /private\n")
+			body := "User-agent: *\nDisallow: /private\n"
+			if host == crawlDelayHost {
+				body += fmt.Sprintf("Crawl-delay: %g\n", crawlDelay.Seconds())
+			}
+			_, _ = io.WriteString(w, body)
 			return
 		}
 		o.inFlight++
 		o.maxSeen = max(o.maxSeen, o.inFlight)
-		o.starts = append(o.starts, time.Now())
+		o.starts = append(o.starts, hostStart{host, time.Now()})
 		o.byHost[host]++
 		o.mu.Unlock()
 		select {
@@ -95,7 +109,12 @@ func (o *siteOrigin) port() string {
 	return p
 }
 
-func (o *siteOrigin) snapshot() (maxSeen int, starts []time.Time, byHost, robots map[string]int) {
+type hostStart struct {
+	host string
+	at   time.Time
+}
+
+func (o *siteOrigin) snapshot() (maxSeen int, starts []hostStart, byHost, robots map[string]int) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return o.maxSeen, slices.Clone(o.starts), clone(o.byHost), clone(o.robots)
@@ -126,6 +145,7 @@ func TestGroupByStandalone(t *testing.T) {
 func testGroupBy(t *testing.T, sidecars int, args ...string) {
 	dns := startDNS(t, map[string][]netip.Addr{
 		"*.blog.test":   {netip.MustParseAddr("127.0.0.1")},
+		"*.slow.test":   {netip.MustParseAddr("127.0.0.1")},
 		"shop-one.test": {netip.MustParseAddr("127.0.0.1")},
 		"shop-two.test": {netip.MustParseAddr("127.0.0.1")},
 		"h1.test":       {netip.MustParseAddr("127.0.0.1")},
@@ -145,6 +165,7 @@ func testGroupBy(t *testing.T, sidecars int, args ...string) {
 	}
 	cases := []*groupCase{
 		{name: "domain", hosts: [2]string{"a.blog.test", "www.b.blog.test"}, group: "domain:blog.test", shared: true},
+		{name: "domain-crawl-delay", hosts: [2]string{crawlDelayHost, "b.slow.test"}, group: "domain:slow.test", shared: true},
 		{name: "ip", hosts: [2]string{"shop-one.test", "shop-two.test"}, group: "ip:127.0.0.1", shared: true},
 		{name: "host", hosts: [2]string{"h1.test", "h2.test"}},
 	}
@@ -220,7 +241,12 @@ func checkGroup(t *testing.T, c *groupCase) {
 			t.Errorf("robots.txt fetched %d times by %s, want once (per host, for the cluster): %v", robots[h], h, robots)
 		}
 	}
-	gap := minGap(starts)
+	slices.SortFunc(starts, func(a, b hostStart) int { return a.at.Compare(b.at) })
+	at := make([]time.Time, len(starts))
+	for i, s := range starts {
+		at[i] = s.at
+	}
+	gap := minGap(at)
 	if c.shared {
 		if maxSeen > groupLimit {
 			t.Errorf("the origin saw %d in flight from one group, limit %d", maxSeen, groupLimit)
@@ -229,7 +255,24 @@ func checkGroup(t *testing.T, c *groupCase) {
 			t.Errorf("the origin saw at most %d in flight: the limit %d was never used", maxSeen, groupLimit)
 		}
 		if gap < groupDelay-slack {
-			t.Errorf("starts %v apart, the group's minDelay %v; gaps in order: %v", gap, groupDelay, gaps(starts))
+			t.Errorf("starts %v apart, the group's minDelay %v; gaps in order: %v", gap, groupDelay, gaps(at))
+		}
+		// A host's own Crawl-delay applies to the group's gate: a start of that host is at least
+		// its delay after the group's previous start, and the next start at least as long after it
+		// (the semaphore's strictest party present).
+		next := time.Duration(1<<63 - 1) // the smallest gap next to a start of crawlDelayHost
+		for i := 1; i < len(starts); i++ {
+			prev, cur := starts[i-1], starts[i]
+			if prev.host != crawlDelayHost && cur.host != crawlDelayHost {
+				continue
+			}
+			next = min(next, cur.at.Sub(prev.at))
+			if cur.at.Sub(prev.at) < crawlDelay-slack {
+				t.Errorf("%s then %s %v apart, %s's Crawl-delay %v", prev.host, cur.host, cur.at.Sub(prev.at), crawlDelayHost, crawlDelay)
+			}
+		}
+		if byHost[crawlDelayHost] > 0 {
+			t.Logf("%s: smallest gap next to a start of %s: %v (its Crawl-delay %v)", c.name, crawlDelayHost, next.Round(time.Millisecond), crawlDelay)
 		}
 	} else if maxSeen <= groupLimit {
 		t.Errorf("the origin saw at most %d in flight from two hosts with %d each: their budgets are not their own", maxSeen, groupLimit)

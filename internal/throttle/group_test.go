@@ -2,11 +2,16 @@ package throttle
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"sync/atomic"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/crawlpolite/crawlpolite/internal/proxy"
 )
@@ -99,5 +104,43 @@ func TestGroups(t *testing.T) {
 	_, err = thr.Admit(ctx, get("http://gone.shared.test/"))
 	if r := refusal(t, err, http.StatusBadGateway); r.Type != "dns_error" {
 		t.Errorf("unresolvable name under groupBy ip: %+v", r)
+	}
+}
+
+// TestSeriesGroups: a group's series is named by its key when the policy names its domain or host,
+// and "other" otherwise, so a rule grouping a whole suffix by domain adds no series per domain.
+func TestSeriesGroups(t *testing.T) {
+	thr := newThrottle(t, "defaults:\n  minDelay: 0s\n  robots: ignore\nrules:\n"+
+		"  - hosts: [\"*.blog.test\"]\n    groupBy: domain\n  - hosts: [\"*.co.uk\"]\n    groupBy: domain\n"+
+		"  - hosts: [named.test]\n    groupBy: ip\n")
+	thr.UseResolver(func(context.Context, string, int) (netip.Addr, error) { return netip.MustParseAddr("192.0.2.9"), nil })
+	ctx := context.Background()
+	for i := range 1000 {
+		for _, h := range []string{fmt.Sprintf("h%d.blog.test", i), fmt.Sprintf("www.site%d.co.uk", i), "named.test"} {
+			turn, err := thr.Admit(ctx, get("http://"+h+"/"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := turn.Wait(ctx); err != nil {
+				t.Fatal(err)
+			}
+			turn.Release()
+		}
+	}
+	ch := make(chan prometheus.Metric, 16)
+	go func() { thr.metrics.wait.Collect(ch); close(ch) }()
+	var labels []string
+	for m := range ch {
+		var d dto.Metric
+		if err := m.Write(&d); err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range d.GetLabel() {
+			labels = append(labels, l.GetValue())
+		}
+	}
+	slices.Sort(labels)
+	if want := []string{"domain:blog.test", "ip:192.0.2.9", "other"}; !slices.Equal(labels, want) {
+		t.Errorf("wait series %v, want %v", labels, want)
 	}
 }
