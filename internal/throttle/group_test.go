@@ -66,7 +66,7 @@ func TestGroups(t *testing.T) {
 		second, err := thr.Admit(ctx, get(c.second))
 		switch {
 		case c.shared:
-			refusal(t, err, http.StatusTooManyRequests) // the group's one slot is held
+			_ = refusal(t, err, http.StatusTooManyRequests) // the group's one slot is held
 		case err != nil:
 			t.Errorf("%s: the second host has its own budget, got %v", c.name, err)
 		default:
