@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"time"
 
 	"github.com/crawlpolite/crawlpolite/internal/policy"
 	"github.com/crawlpolite/crawlpolite/internal/proxy"
@@ -50,6 +51,35 @@ func (t *Throttle) group(ctx context.Context, g policy.Group, host, port, scheme
 		return "", netip.Addr{}, err
 	}
 	return policy.GroupKey(g, host, port, a), a, nil
+}
+
+// hostBackoff waits out the backoff a 429 or 503 put on a grouped host (recorded on the host's own
+// key, see turn.Response), before the request queues on its group: the backoff is the host's, as
+// its robots.txt is, so one host of a shared server asking to slow down does not stop the others,
+// which still share the group's budget. A backoff beyond timeout is answered at once, as Admit
+// answers a start beyond the wait the policy allows. It costs grouped requests one read of the
+// host's state (a round trip on Redis); groupBy host records the backoff on the lease's own key
+// and never comes here. The read failing (the backend down) is no backoff: the acquire that
+// follows fails, or falls back, as it would.
+func (t *Throttle) hostBackoff(ctx context.Context, hostKey string, timeout time.Duration) error {
+	if !t.health.Healthy("{" + hostKey + "}") {
+		return nil
+	}
+	st, err := t.sem.State(ctx, hostKey)
+	if err != nil || st.Backoff <= 0 {
+		return nil
+	}
+	if st.Backoff >= timeout {
+		return waitTimeout(st.Backoff)
+	}
+	tm := time.NewTimer(st.Backoff)
+	defer tm.Stop()
+	select {
+	case <-tm.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // groupRefusal answers a failed resolution as a failed dial would be answered.

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -142,5 +143,56 @@ func TestSeriesGroups(t *testing.T) {
 	slices.Sort(labels)
 	if want := []string{"domain:blog.test", "ip:192.0.2.9", "other"}; !slices.Equal(labels, want) {
 		t.Errorf("wait series %v, want %v", labels, want)
+	}
+}
+
+// TestGroupBackoffPerHost: a 429 from one host of a group backs that host off (its next request
+// waits the Retry-After, or is answered 429 when that is beyond its waitTimeout) while the other
+// hosts of the group go on at once under the group's budget.
+func TestGroupBackoffPerHost(t *testing.T) {
+	thr := newThrottle(t, "defaults:\n  maxConcurrency: 1\n  minDelay: 0s\n  robots: ignore\n  waitTimeout: 3s\nrules:\n"+
+		"  - hosts: [\"*.example.co.uk\"]\n    groupBy: domain\n  - hosts: [\"*.quick.co.uk\"]\n    groupBy: domain\n    waitTimeout: 200ms\n")
+	ctx := context.Background()
+	admit := func(u string) (time.Duration, error) {
+		t.Helper()
+		began := time.Now()
+		turn, err := thr.Admit(ctx, get(u))
+		if err != nil {
+			return time.Since(began), err
+		}
+		if err := turn.Wait(ctx); err != nil {
+			t.Fatal(err)
+		}
+		turn.Sent()
+		turn.Release()
+		return time.Since(began), nil
+	}
+	turn, err := thr.Admit(ctx, get("http://a.example.co.uk/"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	turn.Response(http.StatusTooManyRequests, http.Header{"Retry-After": {"1"}})
+	turn.Release()
+	if d, err := admit("http://b.example.co.uk/"); err != nil || d > 300*time.Millisecond {
+		t.Errorf("another host of the group waited %v (%v): the backoff is a.example.co.uk's", d, err)
+	}
+	if d, err := admit("http://a.example.co.uk/again"); err != nil || d < 800*time.Millisecond {
+		t.Errorf("the backed-off host went after %v (%v), want about its Retry-After 1s", d, err)
+	}
+	if st, err := thr.State(ctx, "b.example.co.uk"); err != nil || st.Backoff != 0 {
+		t.Errorf("the group's gate was backed off: %+v %v", st, err)
+	}
+	turn, err = thr.Admit(ctx, get("http://a.quick.co.uk/"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	turn.Response(http.StatusServiceUnavailable, http.Header{"Retry-After": {"30"}})
+	turn.Release()
+	_, err = admit("http://a.quick.co.uk/again")
+	if r := refusal(t, err, http.StatusTooManyRequests); r.RetryAfter < 25*time.Second {
+		t.Errorf("Retry-After %v, want about the origin's 30s", r.RetryAfter)
+	}
+	if _, err := admit("http://b.quick.co.uk/"); err != nil {
+		t.Errorf("another host of the group: %v", err)
 	}
 }

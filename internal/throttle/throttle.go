@@ -101,7 +101,13 @@ func (t *Throttle) Admit(ctx context.Context, r *http.Request) (proxy.Turn, erro
 	began := time.Now()
 	l := semaphore.Limits{Concurrency: lim.MaxConcurrency, Delay: lim.Delay(crawlDelay, 0)}
 	counted := t.hosts.waiting(key, delaySource(lim.MinDelay, crawlDelay, lim.MaxCrawlDelay))
-	lease, sem, err := t.acquire(ctx, key, l, lim.WaitTimeout)
+	if key != hostKey {
+		if err := t.hostBackoff(ctx, hostKey, lim.WaitTimeout); err != nil {
+			counted(false)
+			return nil, err
+		}
+	}
+	lease, sem, err := t.acquire(ctx, key, l, lim.WaitTimeout-time.Since(began))
 	counted(err == nil)
 	if err != nil {
 		return nil, t.refusal(ctx, err, l)
@@ -112,7 +118,7 @@ func (t *Throttle) Admit(ctx context.Context, r *http.Request) (proxy.Turn, erro
 		t.hosts.released(key, false)
 		return nil, waitTimeout(time.Until(lease.Start))
 	}
-	return &turn{t: t, sem: sem, lease: lease, label: label, began: began, pin: pin}, nil
+	return &turn{t: t, sem: sem, lease: lease, label: label, began: began, pin: pin, backoffKey: hostKey}, nil
 }
 
 // acquire takes a turn from the shared semaphore, or from the fallback when the shared one is down.
