@@ -214,11 +214,18 @@ func (t *Throttle) Wait(ctx context.Context) error {
 
 // State is the live state in the semaphore (the shared one when it answers) of the group of a host
 // ("example.com", "example.com:80", "example.com:8443"): the host itself unless its rule groups by
-// domain or IP (see Key).
+// domain or IP (see Key). A grouped host's backoff is its own (see hostBackoff), so Backoff and
+// BackoffLevel are the host's, the rest the group's.
 func (t *Throttle) State(ctx context.Context, authority string) (semaphore.State, error) {
-	key, err := t.Key(ctx, authority)
+	hostKey, key, err := t.keys(ctx, authority)
 	if err != nil {
 		return semaphore.State{}, err
 	}
-	return t.sem.State(ctx, key)
+	st, err := t.sem.State(ctx, key)
+	if err != nil || key == hostKey {
+		return st, err
+	}
+	own, err := t.sem.State(ctx, hostKey)
+	st.Backoff, st.BackoffLevel = own.Backoff, own.BackoffLevel
+	return st, err
 }
