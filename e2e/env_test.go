@@ -68,7 +68,7 @@ func startClusterEnv(t *testing.T, values ...string) *env {
 	t.Helper()
 	e := &env{t: t, ca: newTestCA(t)}
 	e.cluster = redistest.StartCluster(t)
-	e.install(t, append([]string{"--set", "redis.url=redis+cluster://" + strings.Join(e.cluster.Addrs(), ",")}, values...))
+	e.install(t, append([]string{"--set", "redis.url=redis+cluster://" + strings.Join(e.cluster.Addrs(), "\\,")}, values...))
 	return e
 }
 

@@ -176,6 +176,12 @@ func (o *origin) seen(from, to time.Time) map[int]bool {
 	return out
 }
 
+func (o *origin) maxInFlight() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.maxSeen
+}
+
 func (o *origin) host() string { return strings.TrimPrefix(o.URL, "http://") }
 
 // crawl sends requests to base through c from workers goroutines until ctx ends.

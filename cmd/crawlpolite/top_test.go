@@ -108,11 +108,8 @@ func TestTopInTerminal(t *testing.T) {
 	if atLimit == 0 {
 		t.Errorf("the saturated host was never shown at its limit")
 	}
-	l.a.mu.Lock()
-	maxSeen := l.a.maxSeen
-	l.a.mu.Unlock()
-	if maxSeen > limitA {
-		t.Errorf("the origin saw %d in flight, limit %d", maxSeen, limitA)
+	if max := l.a.maxInFlight(); max > limitA {
+		t.Errorf("the origin saw %d in flight, limit %d", max, limitA)
 	}
 	t.Logf("last capture:\n%s", last)
 }

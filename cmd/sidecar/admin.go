@@ -150,13 +150,14 @@ func (a *admin) state(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := make(map[string]any, len(hosts))
+	split := a.phases(r.Context(), hosts)
 	for _, h := range hosts {
 		st, err := a.thr.State(r.Context(), h)
 		if err != nil {
 			out[h] = map[string]string{"error": err.Error()}
 			continue
 		}
-		inFlight, starting := a.phases(r.Context(), h, st.Holders)
+		inFlight, starting := split(h, st.Holders)
 		group, _ := a.thr.Key(r.Context(), h)
 		out[h] = hostState{Group: group, Holders: inFlight, Starting: starting, Waiters: st.Waiters, Limit: st.Limit, Delay: st.Delay.String(),
 			NextStart: st.NextStart.String(), Backoff: st.Backoff.String(), BackoffLevel: st.BackoffLevel}

@@ -12,8 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/crawlpolite/crawlpolite/internal/throttle"
 	"github.com/crawlpolite/crawlpolite/pkg/semaphore"
 )
@@ -69,12 +67,22 @@ type debugHost struct {
 // off the request path: the hosts used since the last report and the load of the busiest (what
 // `crawlpolite top` ranks by). A failed report is retried with the next one; after ctx ends a last
 // report clears this sidecar's load.
-func publishHosts(ctx context.Context, rdb redis.UniversalClient, hosts *throttle.Hosts, log *slog.Logger) (done <-chan struct{}) {
+//
+// It has a Redis client of its own (one connection, its own view of health): a report that fails
+// or waits during a failover must not trip the breaker the requests share, nor hold one of their
+// connections.
+func publishHosts(ctx context.Context, o Options, hosts *throttle.Hosts, log *slog.Logger) (done <-chan struct{}) {
 	ch := make(chan struct{})
+	rdb, err := newRedis(o.Redis, o.RedisPassword)
+	if err != nil || rdb == nil { // validated when the request path's client was made
+		close(ch)
+		return ch
+	}
 	act := semaphore.NewActive(rdb, semaphore.ActiveOptions{})
 	id := processID()
 	go func() {
 		defer close(ch)
+		defer rdb.Close()
 		t := time.NewTicker(publishEvery)
 		defer t.Stop()
 		loaded := false // the last report carried load, so an empty one must replace it
@@ -106,23 +114,41 @@ func publishHosts(ctx context.Context, rdb redis.UniversalClient, hosts *throttl
 	return ch
 }
 
-// phases splits a host's holders into in flight (started) and starting (granted, before the delay
-// gate): from Redis when shared (one more read-only script), else from this sidecar's own counts,
-// which are the whole truth of an in-process semaphore.
-func (a *admin) phases(ctx context.Context, authority string, holders int) (inFlight, starting int) {
-	key, err := a.thr.Key(ctx, authority)
-	if err != nil {
+// phases reads how the holders of each host split into in flight (started) and starting (granted,
+// before the delay gate): from Redis when shared (one read-only script call for all the hosts),
+// else from this sidecar's own counts, which are the whole truth of an in-process semaphore. The
+// split it returns falls back to all holders in flight for a host it could not read.
+func (a *admin) phases(ctx context.Context, authorities []string) (split func(authority string, holders int) (inFlight, starting int)) {
+	keys := make(map[string]string, len(authorities))
+	var list []string
+	for _, h := range authorities {
+		if k, err := a.thr.Key(ctx, h); err == nil {
+			keys[h] = k
+			list = append(list, k)
+		}
+	}
+	observed := map[string]semaphore.HostState{}
+	if a.rdb != nil && len(list) > 0 {
+		if obs, err := semaphore.NewObserver(a.rdb, semaphore.Options{}).Observe(ctx, list); err == nil {
+			for _, h := range obs.Hosts {
+				observed[h.Key] = h
+			}
+		}
+	}
+	return func(authority string, holders int) (int, int) {
+		k, ok := keys[authority]
+		switch {
+		case !ok:
+			return holders, 0
+		case a.rdb == nil:
+			starting := min(a.thr.Hosts().Of(k).Starting, holders)
+			return holders - starting, starting
+		}
+		if h, ok := observed[k]; ok {
+			return h.InFlight, h.Starting
+		}
 		return holders, 0
 	}
-	if a.rdb == nil {
-		starting = min(a.thr.Hosts().Of(key).Starting, holders)
-		return holders - starting, starting
-	}
-	obs, err := semaphore.NewObserver(a.rdb, semaphore.Options{}).Observe(ctx, []string{key})
-	if err != nil {
-		return holders, 0
-	}
-	return obs.Hosts[0].InFlight, obs.Hosts[0].Starting
 }
 
 // processID names this sidecar in the registry: the pod's hostname and a random suffix, so a

@@ -130,7 +130,7 @@ func run(ctx context.Context, o Options) error {
 	defer stopPublish()
 	published := closedChan()
 	if rdb != nil {
-		published = publishHosts(pubCtx, rdb, thr.Hosts(), log)
+		published = publishHosts(pubCtx, o, thr.Hosts(), log)
 	}
 	log.Info("serving", "version", version, "listen", ln.Addr().String(), "admin", adminLn.Addr().String(),
 		"backend", redisTarget(o.Redis), "on_redis_down", o.OnRedisDown, "ca_dir", o.CADir)
