@@ -1,8 +1,10 @@
 package proxy
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -86,5 +88,40 @@ func TestUpstreamResolve(t *testing.T) {
 	}
 	if a, err := up.Resolve(ctx, "[::ffff:127.0.0.3]", 80); err != nil || a != netip.MustParseAddr("127.0.0.3") {
 		t.Errorf("literal: %v %v", a, err)
+	}
+}
+
+// TestTunnelPinned: a blind CONNECT tunnel is dialled to its turn's pinned address too.
+func TestTunnelPinned(t *testing.T) {
+	addr := rawOrigin(t, func(c net.Conn) {
+		buf := make([]byte, 4)
+		if _, err := io.ReadFull(c, buf); err == nil {
+			_, _ = c.Write(append([]byte("echo "), buf...))
+		}
+	})
+	_, port, _ := net.SplitHostPort(addr)
+	pol := &fakePolicy{blind: true, turn: func() Turn { return pinTurn{addr: netip.MustParseAddr("127.0.0.1")} }}
+	h := newHarness(t, Options{}, pol)
+	c, err := net.Dial("tcp", h.url.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	target := "pinned.invalid:" + port
+	if _, err := io.WriteString(c, "CONNECT "+target+" HTTP/1.1\r\nHost: "+target+"\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	status, err := readRequest(br)
+	if err != nil || !strings.Contains(status, " 200") {
+		t.Fatalf("CONNECT %s: %q %v", target, status, err)
+	}
+	if _, err := io.WriteString(c, "ping"); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, len("echo ping"))
+	if _, err := io.ReadFull(br, got); err != nil || string(got) != "echo ping" {
+		t.Fatalf("through the tunnel: %q %v", got, err)
 	}
 }
