@@ -16,9 +16,10 @@ import (
 	"github.com/crawlpolite/crawlpolite/internal/inject"
 )
 
-// slack is how far below the delay the origin's clock may see a gap: starts are decided by the
-// semaphore, but a request sent late after its start (a loaded 2-core machine running the API
-// server, Redis and every sidecar) shows the origin a gap short by that lateness.
+// slack is how far below the delay the origin's clock may see a gap at limit 1. Plain-HTTP origins
+// time arrivals by the kernel's receive stamps and a late start pushes the gate, so what is left
+// is the HTTPS origin's clock (the handler's, on a loaded 2-core machine running the API server,
+// Redis and every sidecar) and the rounding of the gate.
 const slack = 25 * time.Millisecond
 
 // crawlerPod is a labelled pod whose app container crawls urls with workers for d.
@@ -72,8 +73,8 @@ type judged struct {
 	Visits        []visit
 }
 
-// judge checks an origin's visits: never more than limit in flight, starts never closer than
-// delay (less the slack).
+// judge checks an origin's visits: never more than limit in flight and, at limit 1, starts never
+// closer than delay (less the slack).
 func judge(t *testing.T, o *origin, limit int, delay, page time.Duration) judged {
 	t.Helper()
 	v := o.Visits()
@@ -95,7 +96,10 @@ func judge(t *testing.T, o *origin, limit int, delay, page time.Duration) judged
 	if j.MaxInFlight > limit {
 		t.Errorf("%s: %d in flight at the origin, limit %d", o.Name, j.MaxInFlight, limit)
 	}
-	if j.MinGap < delay-slack {
+	// The gap guarantee is exact at limit 1 (a late start pushes the gate before the next grant);
+	// above 1, a turn granted while a late request still held its slot keeps its start, so the gap
+	// can be short by that lateness (README, "Politeness as a site sees it"): reported, not judged.
+	if limit == 1 && j.MinGap < delay-slack {
 		var short []string
 		for i := 1; i < len(v); i++ {
 			if g := v[i].Start.Sub(v[i-1].Start); g < delay-slack {
@@ -117,11 +121,12 @@ func TestSteadyCrawl(t *testing.T) {
 	ctx := context.Background()
 	a := startOrigin(t, e.ca, &origin{Name: "a (limit 2, 100 ms pages, Disallow /private)", Page: 100 * time.Millisecond,
 		Robots: "User-agent: *\nDisallow: /private\n"})
-	b := startOrigin(t, e.ca, &origin{Name: "b (Crawl-delay 0.3)", Page: 10 * time.Millisecond, Robots: "User-agent: *\nCrawl-delay: 0.3\n"})
+	b := startOrigin(t, e.ca, &origin{Name: "b (limit 1, Crawl-delay 0.3)", Page: 10 * time.Millisecond, Robots: "User-agent: *\nCrawl-delay: 0.3\n"})
 	c := startOrigin(t, e.ca, &origin{Name: "c (HTTPS, CrawlPolicy limit 1, 200 ms)", TLS: true, Page: 20 * time.Millisecond})
-	d := startOrigin(t, e.ca, &origin{Name: "d (429 Retry-After 2)", Page: 10 * time.Millisecond, RetryAfter: 2})
+	d := startOrigin(t, e.ca, &origin{Name: "d (limit 1, 429 Retry-After 2)", Page: 10 * time.Millisecond, RetryAfter: 2})
 	cp := &v1alpha1.CrawlPolicy{ObjectMeta: metav1.ObjectMeta{Name: "e2e"}, Spec: v1alpha1.CrawlPolicySpec{Rules: []v1alpha1.Rule{{
-		Hosts: []v1alpha1.HostPattern{v1alpha1.HostPattern(c.Host)}, MaxConcurrency: ptr(int32(1)), MinDelay: dur("200ms")}}}}
+		Hosts: []v1alpha1.HostPattern{v1alpha1.HostPattern(c.Host)}, MaxConcurrency: ptr(int32(1)), MinDelay: dur("200ms")}, {
+		Hosts: []v1alpha1.HostPattern{v1alpha1.HostPattern(b.Host), v1alpha1.HostPattern(d.Host)}, MaxConcurrency: ptr(int32(1))}}}}
 	must(t, e.c.Create(ctx, cp))
 	e.policySeen(t, "e2e", 1)
 
@@ -149,16 +154,16 @@ func TestSteadyCrawl(t *testing.T) {
 	}
 
 	ja := judge(t, a, 2, 50*time.Millisecond, 100*time.Millisecond)
-	jb := judge(t, b, 2, 300*time.Millisecond, 10*time.Millisecond)
+	jb := judge(t, b, 1, 300*time.Millisecond, 10*time.Millisecond)
 	jc := judge(t, c, 1, 200*time.Millisecond, 20*time.Millisecond)
-	jd := judge(t, d, 2, 50*time.Millisecond, 10*time.Millisecond)
+	jd := judge(t, d, 1, 50*time.Millisecond, 10*time.Millisecond)
 	for _, v := range a.Visits() {
 		if strings.HasPrefix(v.Path, "/private") {
 			t.Errorf("a: the disallowed %s was requested", v.Path)
 		}
 	}
-	// After the 429, no pod starts a request on d before its Retry-After ran out, but for turns
-	// granted before the 429 reached a sidecar (at most limit-1: one slot was the 429's).
+	// After the 429, no pod starts a request on d (limit 1) before its Retry-After ran out: the
+	// 429's was the only slot, so no turn was granted before the backoff was recorded.
 	dv := d.Visits()
 	early := 0
 	if i := slices.IndexFunc(dv, func(x visit) bool { return x.Path == "/busy" }); i >= 0 {
@@ -170,8 +175,8 @@ func TestSteadyCrawl(t *testing.T) {
 	} else {
 		t.Error("d: /busy never requested")
 	}
-	if early > 1 {
-		t.Errorf("d: %d requests started within the 429's Retry-After 2 (at most 1, granted before it, may)", early)
+	if early > 0 {
+		t.Errorf("d: %d requests started within the 429's Retry-After 2", early)
 	}
 	codes := map[int]int{}
 	for _, r := range all {
@@ -196,7 +201,7 @@ func TestSteadyCrawl(t *testing.T) {
 		rep.gaps(j)
 	}
 	rep.row("crawler answers", fmt.Sprint(codes))
-	rep.row("d after its 429 (Retry-After 2)", fmt.Sprintf("%d requests started within the 2 s (turns granted before the 429 arrived)", early))
+	rep.row("d after its 429 (Retry-After 2)", fmt.Sprintf("%d requests started within the 2 s", early))
 	rep.waits("steady", all)
 	rep.verdict(t)
 }

@@ -68,7 +68,9 @@ func startClusterEnv(t *testing.T, values ...string) *env {
 	t.Helper()
 	e := &env{t: t, ca: newTestCA(t)}
 	e.cluster = redistest.StartCluster(t)
-	e.install(t, append([]string{"--set", "redis.url=redis+cluster://" + strings.Join(e.cluster.Addrs(), "\\,")}, values...))
+	addrs := e.cluster.Addrs()
+	url := "redis+cluster://" + addrs[0] + "?addr=" + strings.Join(addrs[1:], "&addr=")
+	e.install(t, append([]string{"--set", "redis.url=" + url}, values...))
 	return e
 }
 

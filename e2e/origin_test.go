@@ -19,6 +19,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/crawlpolite/crawlpolite/internal/rxstamp"
 )
 
 // visit is one request an origin received.
@@ -57,7 +59,8 @@ func (o *origin) URL(path string) string {
 func (o *origin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	o.mu.Lock()
 	o.inFlight++
-	v := visit{Path: r.URL.Path, Start: time.Now(), InFlight: o.inFlight, From: r.RemoteAddr}
+	at, _ := rxstamp.ArrivedAt(r)
+	v := visit{Path: r.URL.Path, Start: at, InFlight: o.inFlight, From: r.RemoteAddr}
 	busy := r.URL.Path == "/busy" && o.RetryAfter > 0 && !o.busyOnce
 	if busy {
 		o.busyOnce = true
@@ -168,7 +171,14 @@ func startOrigin(t *testing.T, ca *testCA, o *origin) *origin {
 	if err != nil {
 		t.Fatalf("origin %s on %s:%s (the suite binds ports 80 and 443 on 127.0.1.x, as root): %v", o.Name, ip, port, err)
 	}
+	// Plain HTTP arrivals are timed by the kernel's receive stamps (a loaded machine would otherwise
+	// show gaps short by the origin's own scheduling); HTTPS ones when the handler runs (the stamp
+	// would be the handshake's, which the sidecar completes before its turn's start).
 	o.srv = &http.Server{Handler: o, ReadHeaderTimeout: 10 * time.Second}
+	if !o.TLS {
+		ln = rxstamp.Listener(ln)
+		o.srv.ConnContext = rxstamp.ConnContext
+	}
 	if o.TLS {
 		o.srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{ca.leaf(t, ip)}, MinVersion: tls.VersionTLS12}
 		ln = tls.NewListener(ln, o.srv.TLSConfig)

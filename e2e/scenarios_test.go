@@ -20,6 +20,7 @@ import (
 
 	"github.com/crawlpolite/crawlpolite/api/v1alpha1"
 	"github.com/crawlpolite/crawlpolite/internal/inject"
+	"github.com/crawlpolite/crawlpolite/internal/rxstamp"
 )
 
 // maxInFlightBetween is the most requests the origin had at once among those started in [from, to).
@@ -276,7 +277,7 @@ type hostSeen struct {
 }
 
 func (s *scaleOrigin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	now := time.Now()
+	now, _ := rxstamp.ArrivedAt(r)
 	s.mu.Lock()
 	h := s.hosts[r.Host]
 	if h == nil {
@@ -389,8 +390,8 @@ func scale(t *testing.T, name string, cluster bool) {
 	must(t, err)
 	port := ln.Addr().(*net.TCPAddr).Port
 	so := &scaleOrigin{hosts: map[string]*hostSeen{}}
-	srv := &http.Server{Handler: so, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
+	srv := &http.Server{Handler: so, ReadHeaderTimeout: 10 * time.Second, ConnContext: rxstamp.ConnContext}
+	go func() { _ = srv.Serve(rxstamp.Listener(ln)) }()
 	t.Cleanup(func() { _ = srv.Close() })
 	// Every host is crawled by two pods (pods i and i+4 share a quarter of the hosts), one worker
 	// each: 1,000 hosts busy at once, each contended across pods.

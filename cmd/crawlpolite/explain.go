@@ -174,6 +174,17 @@ func explain(in explainInput) explainReply {
 		add("queue", "waits", "%d in flight and %d starting of limit %d; %d queued ahead (first come, first served)",
 			s.InFlight, s.Starting, limit, s.Waiting)
 	}
+	// robots.txt is checked before a request asks for its turn: a request it refuses never queues.
+	for _, r := range out.Reasons {
+		if r.Kind == "robots" && r.Effect == "refuses" {
+			for i := range out.Reasons {
+				if out.Reasons[i].Effect == "waits" {
+					out.Reasons[i].Effect = "none"
+				}
+			}
+			break
+		}
+	}
 	out.Verdict = "allowed"
 	for _, r := range out.Reasons {
 		switch {

@@ -37,8 +37,9 @@ func (e explainJSON) reason(kind string) (effect, detail string) {
 
 // TestExplain asks `crawlpolite explain -o json` about each reason a request can wait or be refused
 // for, against a real sidecar and redis-server after real requests: a robots.txt rule, an
-// unreachable robots.txt, the policy rule behind a limit, a Crawl-delay capped by maxCrawlDelay and
-// one under it, a backoff after a 429 with Retry-After, and a queue behind a saturated host.
+// unreachable robots.txt (503), a missing one (404: allowed), one not cached yet, the policy rule
+// behind a limit, a Crawl-delay capped by maxCrawlDelay and one under it, a backoff after a 429
+// with Retry-After, and a queue behind a saturated host.
 func TestExplain(t *testing.T) {
 	rs := redistest.Start(t)
 	redisURL := "redis://" + rs.Addr
@@ -82,6 +83,13 @@ func TestExplain(t *testing.T) {
 	if e := explain(down.URL + "/page"); e.Verdict != "refused" || e.Robots.Status != "unreachable" {
 		t.Errorf("robots unreachable: %+v", e)
 	}
+	missing := newOrigin(t, "", http.StatusNotFound, 0) // robots.txt 404: everything allowed
+	if code := get(t, c, missing.URL+"/page"); code != http.StatusOK {
+		t.Fatalf("a host without robots.txt: %d, want 200", code)
+	}
+	if e := explain(missing.URL + "/page"); e.Verdict != "allowed" || e.Robots.Status != "unavailable" {
+		t.Errorf("robots unavailable (404): %+v", e)
+	}
 	if e := explain(newOrigin(t, "", 0, 0).URL + "/"); e.Robots.Status != "not_cached" || e.Verdict != "allowed" {
 		t.Errorf("robots not cached: %+v", e)
 	}
@@ -124,6 +132,9 @@ func TestExplain(t *testing.T) {
 	}
 	t.Logf("explain (text):\n%s", cli(t, []string{"CRAWLPOLITE_REDIS=" + redisURL}, "explain", "--agent", "testbot", "--policy-file", pol, a.URL+"/private/x"))
 	t.Logf("explain -o json:\n%s", cli(t, []string{"CRAWLPOLITE_REDIS=" + redisURL}, "explain", "--agent", "testbot", "--policy-file", pol, "-o", "json", a.URL+"/page"))
+	if eff, _ := explain(a.URL + "/private/x").reason("queue"); eff != "none" {
+		t.Errorf("a path robots.txt refuses never queues: queue effect %q", eff)
+	}
 	if eff, d := e.reason("queue"); e.Verdict != "wait" || eff != "waits" || e.State.InFlight != 1 || !strings.Contains(d, "2 queued ahead") {
 		t.Errorf("queue: %+v", e)
 	}

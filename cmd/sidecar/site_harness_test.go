@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/crawlpolite/crawlpolite/internal/rxstamp"
 )
 
 // site is an origin that sees as a site does: every request it gets, robots.txt included, with the
@@ -38,16 +40,15 @@ func newSite(t *testing.T, robots string, robotsHold, hold time.Duration) *site 
 	t.Helper()
 	s := &site{robots: robots, robotsHold: robotsHold, hold: hold}
 	s.Server = httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
-	enableStamps(s.Listener)
-	s.Listener = stampListener{s.Listener}
-	s.Config.ConnContext = stampContext
+	s.Listener = rxstamp.Listener(s.Listener)
+	s.Config.ConnContext = rxstamp.ConnContext
 	s.Start()
 	t.Cleanup(s.Close)
 	return s
 }
 
 func (s *site) serve(w http.ResponseWriter, r *http.Request) {
-	now, kernel := arrivedAt(r)
+	now, kernel := rxstamp.ArrivedAt(r)
 	s.mu.Lock()
 	if kernel {
 		s.stamped++

@@ -1,4 +1,8 @@
-package main_test
+// Package rxstamp times an HTTP server's requests by the kernel's receive timestamps
+// (SO_TIMESTAMPNS) of their first bytes, for test origins that judge politeness by the gaps between
+// arrivals: a test process descheduled for a few milliseconds on a loaded machine would otherwise
+// record an arrival late and the next gap short, the very error politeness tests look for.
+package rxstamp
 
 import (
 	"context"
@@ -10,14 +14,10 @@ import (
 	"unsafe"
 )
 
-// The site's clock is the kernel's: each accepted connection timestamps the segments it receives
-// (SO_TIMESTAMPNS), and a request counts as arriving when its first bytes did. A test process
-// descheduled for a few milliseconds on a loaded machine would otherwise record an arrival late and
-// the next gap short, which is the very error the starvation tests look for.
-
 // stampListener hands out stampConns.
 type stampListener struct{ net.Listener }
 
+// Accept enables receive timestamps on the accepted connection.
 func (l stampListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if err != nil {
@@ -37,8 +37,13 @@ func (l stampListener) Accept() (net.Conn, error) {
 	return &stampConn{TCPConn: tc, raw: rc}, nil
 }
 
-// enableStamps sets SO_TIMESTAMPNS on l's socket, which accepted sockets inherit, so even the first
-// request's segments carry a timestamp.
+// Listener returns l timestamping what its connections receive. SO_TIMESTAMPNS is set on l's
+// socket too, which accepted sockets inherit, so even a connection's first segments carry a stamp.
+func Listener(l net.Listener) net.Listener {
+	enableStamps(l)
+	return stampListener{l}
+}
+
 func enableStamps(l net.Listener) {
 	if tl, ok := l.(*net.TCPListener); ok {
 		if rc, err := tl.SyscallConn(); err == nil {
@@ -107,16 +112,17 @@ func (c *stampConn) take() (time.Time, bool) {
 
 type connKey struct{}
 
-func stampContext(ctx context.Context, c net.Conn) context.Context {
+// ConnContext is an http.Server's ConnContext for Listener's connections.
+func ConnContext(ctx context.Context, c net.Conn) context.Context {
 	if sc, ok := c.(*stampConn); ok {
 		return context.WithValue(ctx, connKey{}, sc)
 	}
 	return ctx
 }
 
-// arrivedAt is when r's first bytes reached the site's kernel (kernel true), or when they were read,
-// or now.
-func arrivedAt(r interface{ Context() context.Context }) (at time.Time, kernel bool) {
+// ArrivedAt is when r's first bytes reached the server's kernel (kernel true), or when they were
+// read, or now.
+func ArrivedAt(r interface{ Context() context.Context }) (at time.Time, kernel bool) {
 	if sc, ok := r.Context().Value(connKey{}).(*stampConn); ok {
 		if at, kernel := sc.take(); !at.IsZero() {
 			return at, kernel
