@@ -3,6 +3,8 @@ package throttle
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
@@ -13,6 +15,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/crawlpolite/crawlpolite/internal/policy"
+	"github.com/crawlpolite/crawlpolite/internal/redistest"
+	"github.com/crawlpolite/crawlpolite/pkg/semaphore"
 
 	"github.com/crawlpolite/crawlpolite/internal/proxy"
 )
@@ -198,5 +205,40 @@ func TestGroupBackoffPerHost(t *testing.T) {
 	}
 	if _, err := admit("http://b.quick.co.uk/"); err != nil {
 		t.Errorf("another host of the group: %v", err)
+	}
+}
+
+// TestGroupBackoffEscalatesRedis: on Redis, a grouped host's exponential backoff (429s without
+// Retry-After) doubles when the next 429 follows the backoff's end, as a host's own does: the host's
+// key outlives its backoff by a second or two.
+func TestGroupBackoffEscalatesRedis(t *testing.T) {
+	srv := redistest.Start(t)
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	t.Cleanup(func() { _ = c.Close() })
+	sem, err := semaphore.NewRedis(c, semaphore.Options{Prefix: "escalate", BackoffBase: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sem.Close() })
+	pol, err := policy.Parse([]byte("defaults:\n  minDelay: 0s\n  robots: ignore\n  waitTimeout: 5s\nrules:\n  - hosts: [\"*.example.co.uk\"]\n    groupBy: domain\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	thr, err := New(sem, nil, nil, pol, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for i, want := range []time.Duration{0, 200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond} {
+		began := time.Now()
+		turn, err := thr.Admit(ctx, get("http://a.example.co.uk/"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if waited := time.Since(began); waited < want-20*time.Millisecond || waited > want+400*time.Millisecond {
+			t.Errorf("request %d waited %v, want about %v (backoff level %d)", i, waited, want, i)
+		}
+		turn.Response(http.StatusServiceUnavailable, http.Header{})
+		turn.Release()
 	}
 }
