@@ -48,6 +48,12 @@ type Rule struct {
 	// +kubebuilder:validation:Enum=intercept;tunnel
 	// +optional
 	TLS *string `json:"tls,omitempty"`
+	// GroupBy says what shares this rule's maxConcurrency and minDelay: each host on its own (host,
+	// the default), every host of one registrable domain by the Public Suffix List (domain), or every
+	// host dialled at one address, IPv6 by /64 (ip). robots.txt and its Crawl-delay stay per host.
+	// +kubebuilder:validation:Enum=host;domain;ip
+	// +optional
+	GroupBy *string `json:"groupBy,omitempty"`
 }
 
 // CrawlPolicySpec is the desired politeness for some hosts.

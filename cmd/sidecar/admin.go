@@ -158,7 +158,8 @@ func (a *admin) state(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		inFlight, starting := split(h, st.Holders)
-		out[h] = hostState{Holders: inFlight, Starting: starting, Waiters: st.Waiters, Limit: st.Limit, Delay: st.Delay.String(),
+		group, _ := a.thr.Key(r.Context(), h)
+		out[h] = hostState{Group: group, Holders: inFlight, Starting: starting, Waiters: st.Waiters, Limit: st.Limit, Delay: st.Delay.String(),
 			NextStart: st.NextStart.String(), Backoff: st.Backoff.String(), BackoffLevel: st.BackoffLevel}
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -168,6 +169,7 @@ func (a *admin) state(w http.ResponseWriter, r *http.Request) {
 // hostState is semaphore.State with durations as text ("250ms"), its holders split into those in
 // flight at the origin and those granted but waiting for their start.
 type hostState struct {
+	Group        string `json:"group"` // the semaphore key: the host's own, or its group's (groupBy)
 	Holders      int    `json:"inFlight"`
 	Starting     int    `json:"starting"`
 	Waiters      int    `json:"waiting"`

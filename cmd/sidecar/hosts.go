@@ -122,7 +122,7 @@ func (a *admin) phases(ctx context.Context, authorities []string) (split func(au
 	keys := make(map[string]string, len(authorities))
 	var list []string
 	for _, h := range authorities {
-		if k, err := a.thr.Key(h); err == nil {
+		if k, err := a.thr.Key(ctx, h); err == nil {
 			keys[h] = k
 			list = append(list, k)
 		}

@@ -89,6 +89,7 @@ func run(ctx context.Context, o Options) error {
 		return err
 	}
 	fetcher.Gate = thr.RobotsGate // robots.txt fetches and their redirects take turns too
+	thr.UseResolver(up.Resolve)   // groupBy: ip groups by the address the proxy will dial
 	if h := healthOf(rdb); h != nil {
 		thr.UseHealth(h)
 	}

@@ -101,7 +101,7 @@ func rulesOf(cp v1alpha1.CrawlPolicy) ([]policy.Rule, error) {
 		if err != nil {
 			return nil, err
 		}
-		f.Robots, f.TLS = r.Robots, r.TLS
+		f.Robots, f.TLS, f.GroupBy = r.Robots, r.TLS, r.GroupBy
 		hosts := make([]string, len(r.Hosts))
 		for j, h := range r.Hosts {
 			hosts[j] = string(h)
@@ -113,7 +113,7 @@ func rulesOf(cp v1alpha1.CrawlPolicy) ([]policy.Rule, error) {
 
 func sameFields(a, b policy.Fields) bool {
 	return eq(a.MaxConcurrency, b.MaxConcurrency) && eq(a.MinDelay, b.MinDelay) && eq(a.MaxCrawlDelay, b.MaxCrawlDelay) &&
-		eq(a.Robots, b.Robots) && eq(a.WaitTimeout, b.WaitTimeout) && eq(a.TLS, b.TLS)
+		eq(a.Robots, b.Robots) && eq(a.WaitTimeout, b.WaitTimeout) && eq(a.TLS, b.TLS) && eq(a.GroupBy, b.GroupBy)
 }
 
 func eq[T comparable](a, b *T) bool { return (a == nil) == (b == nil) && (a == nil || *a == *b) }

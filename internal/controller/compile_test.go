@@ -78,3 +78,37 @@ func TestCompile(t *testing.T) {
 		t.Error("the document depends on the order CrawlPolicies were listed in")
 	}
 }
+
+// TestCompileGroupBy: a rule's groupBy reaches the compiled document, and two CrawlPolicies that
+// differ only in it are a conflict (the broader group applies).
+func TestCompileGroupBy(t *testing.T) {
+	grouped := func(g string, hosts ...v1alpha1.HostPattern) v1alpha1.Rule {
+		r := rule(4, "250ms", hosts...)
+		r.GroupBy = &g
+		return r
+	}
+	c, err := compile(policy.Document{}, []v1alpha1.CrawlPolicy{
+		cp("blog", grouped("domain", "*.example-blog.com")),
+		cp("shared", grouped("ip", "*.sharedhost.example")),
+		cp("shared-too", grouped("host", "*.sharedhost.example")),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := policy.Parse(c.data)
+	if err != nil {
+		t.Fatalf("compiled document does not parse: %v\n%s", err, c.data)
+	}
+	for host, want := range map[string]policy.Group{"a.example-blog.com": policy.GroupDomain, "a.sharedhost.example": policy.GroupIP,
+		"other.example": policy.GroupHost} {
+		if l := p.For(host, ""); l.GroupBy != want || (want != policy.GroupHost && l.MaxConcurrency != 4) {
+			t.Errorf("%s: %+v, want groupBy %v", host, l, want)
+		}
+	}
+	if !strings.Contains(string(c.data), "groupBy: domain") {
+		t.Errorf("groupBy not written:\n%s", c.data)
+	}
+	if got := strings.Join(c.conflicts["shared"], ";"); got != "*.sharedhost.example (also in shared-too)" {
+		t.Errorf("shared conflicts %q", got)
+	}
+}

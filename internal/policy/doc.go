@@ -7,5 +7,9 @@
 // and optionally one port ("example.com:8443"). The most specific matching rule wins: an exact host
 // over a wildcard, a longer wildcard over a shorter one, a pattern with a port over one without.
 // Between equally specific rules, each field takes the stricter value (lower concurrency, longer
-// delays, robots enforced, shorter wait, tls intercept).
+// delays, robots enforced, shorter wait, tls intercept, the broader groupBy).
+//
+// Groups: groupBy (host, domain, ip) says what one budget covers; GroupKey names the semaphore key
+// of each (the host key itself for host, "domain:" plus the registrable domain from the Public
+// Suffix List, "ip:" plus the dialled address or its IPv6 /64).
 package policy

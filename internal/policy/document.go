@@ -38,7 +38,8 @@ type Fields struct {
 	MaxCrawlDelay  *Duration `yaml:"maxCrawlDelay,omitempty"`
 	Robots         *string   `yaml:"robots,omitempty"` // enforce | ignore
 	WaitTimeout    *Duration `yaml:"waitTimeout,omitempty"`
-	TLS            *string   `yaml:"tls,omitempty"` // intercept | tunnel
+	TLS            *string   `yaml:"tls,omitempty"`     // intercept | tunnel
+	GroupBy        *string   `yaml:"groupBy,omitempty"` // host | domain | ip: what shares one budget (see Group)
 
 	lines map[string]int // line of each key, for messages
 }
@@ -145,6 +146,11 @@ func validateFields(f Fields, where string) error {
 	}
 	if f.TLS != nil && *f.TLS != "intercept" && *f.TLS != "tunnel" {
 		return fmt.Errorf("%w: %s: %s %q must be intercept or tunnel", ErrInvalid, where, f.at("tls"), *f.TLS)
+	}
+	if f.GroupBy != nil {
+		if _, ok := groupNames[*f.GroupBy]; !ok {
+			return fmt.Errorf("%w: %s: %s %q must be host, domain or ip", ErrInvalid, where, f.at("groupBy"), *f.GroupBy)
+		}
 	}
 	if f.WaitTimeout != nil && *f.WaitTimeout == 0 {
 		return fmt.Errorf("%w: %s: %s must be positive", ErrInvalid, where, f.at("waitTimeout"))

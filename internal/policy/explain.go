@@ -9,7 +9,7 @@ import (
 type Explanation struct {
 	Limits Limits
 	// Source names what set each field (keys: maxConcurrency, minDelay, maxCrawlDelay, robots,
-	// waitTimeout, tls): "rule at line N (patterns)" for a rule, "defaults" for the document's
+	// waitTimeout, tls, groupBy): "rule at line N (patterns)" for a rule, "defaults" for the document's
 	// defaults, "built-in default" for a default the document leaves unset (or sets to the built-in
 	// value: the two cannot be told apart once compiled).
 	Source map[string]string
@@ -50,6 +50,7 @@ func (p *Policy) Explain(host, port string) Explanation {
 	def("robots", d.EnforceRobots == b.EnforceRobots)
 	def("waitTimeout", d.WaitTimeout == b.WaitTimeout)
 	def("tls", d.Tunnel == b.Tunnel)
+	def("groupBy", d.GroupBy == b.GroupBy)
 	for _, r := range winners {
 		e.Rules = append(e.Rules, describe(r))
 		l := apply(p.defaults, r.Fields)
@@ -71,6 +72,7 @@ func (p *Policy) Explain(host, port string) Explanation {
 		set("robots", f.Robots != nil, l.EnforceRobots == in.EnforceRobots)
 		set("waitTimeout", f.WaitTimeout != nil, l.WaitTimeout == in.WaitTimeout)
 		set("tls", f.TLS != nil, l.Tunnel == in.Tunnel)
+		set("groupBy", f.GroupBy != nil, l.GroupBy == in.GroupBy)
 	}
 	return e
 }
@@ -87,7 +89,8 @@ func (e Explanation) String() string {
 	}
 	var b strings.Builder
 	for _, f := range []struct{ k, v string }{{"maxConcurrency", fmt.Sprint(l.MaxConcurrency)}, {"minDelay", l.MinDelay.String()},
-		{"maxCrawlDelay", l.MaxCrawlDelay.String()}, {"robots", robots}, {"waitTimeout", l.WaitTimeout.String()}, {"tls", tls}} {
+		{"maxCrawlDelay", l.MaxCrawlDelay.String()}, {"robots", robots}, {"waitTimeout", l.WaitTimeout.String()}, {"tls", tls},
+		{"groupBy", l.GroupBy.String()}} {
 		fmt.Fprintf(&b, "%s: %s (%s)\n", f.k, f.v, e.Source[f.k])
 	}
 	return b.String()

@@ -17,6 +17,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("rules:\n  - hosts: ['[::1]:8080', 'xn--bcher-kva.example']\n    maxConcurrency: 10000\n"))
 	f.Add([]byte("defaults: &d\n  minDelay: 1s\nrules:\n  - hosts: [a.com]\n    <<: *d\n"))
 	f.Add([]byte("- 1\n"))
+	f.Add([]byte("defaults:\n  groupBy: domain\nrules:\n  - hosts: [\"*.example.co.uk\"]\n    groupBy: ip\n  - hosts: [a.test]\n    groupBy: host\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := Parse(data)
 		if err != nil {

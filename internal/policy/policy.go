@@ -15,7 +15,8 @@ type Limits struct {
 	MaxCrawlDelay  time.Duration
 	EnforceRobots  bool
 	WaitTimeout    time.Duration
-	Tunnel         bool // tls: tunnel (a blind CONNECT tunnel) instead of intercept
+	Tunnel         bool  // tls: tunnel (a blind CONNECT tunnel) instead of intercept
+	GroupBy        Group // what shares the budget: the host (the zero value), its registrable domain, its address
 }
 
 // Delay is the effective delay: max(minDelay, min(crawlDelay, maxCrawlDelay), backoff).
@@ -106,6 +107,9 @@ func apply(l Limits, f Fields) Limits {
 	if f.TLS != nil {
 		l.Tunnel = *f.TLS == "tunnel"
 	}
+	if f.GroupBy != nil {
+		l.GroupBy = groupNames[*f.GroupBy]
+	}
 	return l
 }
 
@@ -118,6 +122,7 @@ func stricter(a, b Limits) Limits {
 		EnforceRobots:  a.EnforceRobots || b.EnforceRobots,
 		WaitTimeout:    min(a.WaitTimeout, b.WaitTimeout),
 		Tunnel:         a.Tunnel && b.Tunnel,
+		GroupBy:        max(a.GroupBy, b.GroupBy), // the broader group: fewer requests at once reach the server
 	}
 }
 
@@ -150,6 +155,19 @@ func (p *Policy) Named(host, port string) bool {
 	for _, r := range p.rules {
 		for _, pt := range r.patterns {
 			if !pt.wildcard && pt.matches(host, port) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// NamesDomain reports whether some rule's pattern is domain itself or its subdomains
+// ("example.com", "*.example.com"), for bounded metric labels of domain groups.
+func (p *Policy) NamesDomain(domain string) bool {
+	for _, r := range p.rules {
+		for _, pt := range r.patterns {
+			if pt.host == domain {
 				return true
 			}
 		}

@@ -40,14 +40,14 @@ func TestFor(t *testing.T) {
 		authority, scheme string
 		want              Limits
 	}{
-		{"other.net", "https", Limits{2, time.Second, 30 * time.Second, true, time.Minute, false}},
-		{"EXAMPLE.com:443", "https", Limits{4, 250 * time.Millisecond, 30 * time.Second, true, time.Minute, false}},
-		{"example.com:8443", "https", Limits{2, time.Second, 30 * time.Second, true, time.Minute, true}}, // port beats no port
+		{"other.net", "https", Limits{2, time.Second, 30 * time.Second, true, time.Minute, false, GroupHost}},
+		{"EXAMPLE.com:443", "https", Limits{4, 250 * time.Millisecond, 30 * time.Second, true, time.Minute, false, GroupHost}},
+		{"example.com:8443", "https", Limits{2, time.Second, 30 * time.Second, true, time.Minute, true, GroupHost}}, // port beats no port
 		// two equally specific wildcard rules: the stricter value of each field
-		{"www.example.org", "http", Limits{3, 250 * time.Millisecond, 30 * time.Second, true, time.Minute, false}},
-		{"api.example.org", "https", Limits{8, time.Second, 30 * time.Second, true, time.Minute, false}}, // exact beats wildcard
-		{"example.org", "https", Limits{2, time.Second, 30 * time.Second, true, time.Minute, false}},     // *.x is subdomains only
-		{"xn--bcher-kva.example", "https", Limits{2, 5 * time.Second, 30 * time.Second, true, time.Minute, false}},
+		{"www.example.org", "http", Limits{3, 250 * time.Millisecond, 30 * time.Second, true, time.Minute, false, GroupHost}},
+		{"api.example.org", "https", Limits{8, time.Second, 30 * time.Second, true, time.Minute, false, GroupHost}}, // exact beats wildcard
+		{"example.org", "https", Limits{2, time.Second, 30 * time.Second, true, time.Minute, false, GroupHost}},     // *.x is subdomains only
+		{"xn--bcher-kva.example", "https", Limits{2, 5 * time.Second, 30 * time.Second, true, time.Minute, false, GroupHost}},
 	}
 	for _, c := range cases {
 		h, port, err := Normalize(c.authority, c.scheme)
@@ -78,6 +78,8 @@ func TestParseErrorsNameTheLine(t *testing.T) {
 		"bad tls":         {"rules:\n  - hosts: [a.com]\n    tls: maybe\n", "line 3: tls"},
 		"not a mapping":   {"- 1\n- 2\n", "line 1"},
 		"zero waitTimout": {"defaults:\n  waitTimeout: 0s\n", "line 2: waitTimeout"},
+		"bad groupBy":     {"rules:\n  - hosts: [a.com]\n    maxConcurrency: 2\n    groupBy: site\n", "line 4: groupBy"},
+		"bad default grp": {"defaults:\n  groupBy: IP\n", "line 2: groupBy"},
 	}
 	for name, c := range cases {
 		_, err := Parse([]byte(c.body))
@@ -160,7 +162,7 @@ func TestDelay(t *testing.T) {
 
 // TestMarshalRoundTrip: a document written by Marshal parses back to the same limits.
 func TestMarshalRoundTrip(t *testing.T) {
-	src := "defaults:\n  maxConcurrency: 3\n  minDelay: 1.5s\n  robots: ignore\nrules:\n  - hosts: [\"example.com\", \"*.example.org\"]\n    minDelay: 250ms\n    tls: tunnel\n"
+	src := "defaults:\n  maxConcurrency: 3\n  minDelay: 1.5s\n  robots: ignore\n  groupBy: domain\nrules:\n  - hosts: [\"example.com\", \"*.example.org\"]\n    minDelay: 250ms\n    tls: tunnel\n    groupBy: ip\n"
 	doc, err := ParseDocument([]byte(src))
 	if err != nil {
 		t.Fatal(err)
@@ -181,6 +183,9 @@ func TestMarshalRoundTrip(t *testing.T) {
 		if a.For(h, "") != b.For(h, "") {
 			t.Errorf("%s: %+v before, %+v after\n%s", h, a.For(h, ""), b.For(h, ""), out)
 		}
+	}
+	if a.For("example.com", "").GroupBy != GroupIP || a.For("other.net", "").GroupBy != GroupDomain {
+		t.Errorf("groupBy not read: %+v, %+v", a.For("example.com", ""), a.For("other.net", ""))
 	}
 	if !strings.Contains(string(out), "minDelay: 250ms") {
 		t.Errorf("durations not written as strings:\n%s", out)

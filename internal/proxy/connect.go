@@ -139,7 +139,7 @@ func (s *Server) tunnel(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer turn.Release()
-	ctx, cancel := context.WithTimeout(r.Context(), s.opts.DialTimeout)
+	ctx, cancel := context.WithTimeout(withPin(r.Context(), turn), s.opts.DialTimeout)
 	up, err := s.up.dial(ctx, r.Host)
 	cancel()
 	if err != nil {

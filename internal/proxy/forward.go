@@ -36,7 +36,7 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithCancelCause(r.Context())
 	defer cancel(nil)
 	// The exchange with the origin outlives the client (see h1.serve), not the lease or the drain.
-	up, upCancel := context.WithCancelCause(s.base)
+	up, upCancel := context.WithCancelCause(withPin(s.base, turn))
 	defer upCancel(nil)
 	stop := turn.AfterLost(func() { cancel(errLost); upCancel(errLost) })
 	defer stop()

@@ -86,6 +86,9 @@ func (h *h1) serve(w http.ResponseWriter, r *http.Request, up context.Context, w
 		addr = net.JoinHostPort(name, port)
 	}
 	key := out.URL.Scheme + "://" + addr
+	if a, ok := pinOf(up); ok { // pinned connections are pooled by the address they were dialled to
+		key += "@" + a.String()
+	}
 	idempotent := out.Body == nil && (out.Method == http.MethodGet || out.Method == http.MethodHead || out.Method == http.MethodOptions)
 	retried := false
 	c, reused, err := h.get(up, key, tlsOn, addr, name)

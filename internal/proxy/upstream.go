@@ -22,8 +22,10 @@ func NewUpstream(opts Options, guard *Guard) *Upstream {
 	opts = opts.withDefaults()
 	d := guard.Dialer(net.Dialer{Timeout: opts.DialTimeout, KeepAlive: 30 * time.Second, Resolver: opts.Resolver})
 	return &Upstream{guard: guard, dialer: d, transport: &http.Transport{
-		Proxy:                  nil, // never chain to the pod's own HTTP(S)_PROXY: that is us
-		DialContext:            d.DialContext,
+		Proxy: nil, // never chain to the pod's own HTTP(S)_PROXY: that is us
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return d.DialContext(ctx, network, pinned(ctx, addr))
+		},
 		ForceAttemptHTTP2:      true,
 		MaxIdleConns:           1024,
 		MaxIdleConnsPerHost:    64,
@@ -55,5 +57,5 @@ var upstreamTLS = &tls.Config{MinVersion: tls.VersionTLS12}
 func (u *Upstream) Client() *http.Client { return &http.Client{Transport: u.transport} }
 
 func (u *Upstream) dial(ctx context.Context, addr string) (net.Conn, error) {
-	return u.dialer.DialContext(ctx, "tcp", addr)
+	return u.dialer.DialContext(ctx, "tcp", pinned(ctx, addr))
 }

@@ -2,6 +2,7 @@ package throttle
 
 import (
 	"cmp"
+	"context"
 	"path"
 	"slices"
 	"sync"
@@ -143,16 +144,24 @@ func sortLoad(l []semaphore.Load) {
 }
 
 // Key is the semaphore key of an authority as State reads it ("example.com", "example.com:80",
-// "example.com:8443").
-func (t *Throttle) Key(authority string) (string, error) {
+// "example.com:8443"): the host's own key, or its group's ("domain:example.com", "ip:192.0.2.1")
+// when its rule groups by domain or IP; a group by IP resolves the name as Admit does.
+func (t *Throttle) Key(ctx context.Context, authority string) (string, error) {
+	_, key, err := t.keys(ctx, authority)
+	return key, err
+}
+
+// keys are an authority's host key and its group's key (the same for groupBy: host).
+func (t *Throttle) keys(ctx context.Context, authority string) (hostKey, key string, err error) {
 	host, port, err := policy.Normalize(authority, "https")
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	if port == "80" { // requests drop the default port of their scheme: both name the bare host
 		port = ""
 	}
-	return policy.Key(host, port), nil
+	key, _, err = t.group(ctx, t.policy.Load().For(host, port).GroupBy, host, port, "https")
+	return policy.Key(host, port), key, err
 }
 
 // delaySource names what set a request's delay: the robots.txt Crawl-delay (as capped) when it is

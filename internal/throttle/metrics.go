@@ -1,6 +1,8 @@
 package throttle
 
 import (
+	"strings"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/crawlpolite/crawlpolite/internal/policy"
@@ -55,9 +57,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	return m, nil
 }
 
-func (m *metrics) label(p *policy.Policy, host, port string) string {
-	if p.Named(host, port) {
-		return policy.Key(host, port)
+// label is the request's group key (the host's own for groupBy: host) when its host is named in a
+// rule, or its group is a domain some rule names ("*.example-blog.com" names example-blog.com),
+// else "other": either way one series per name in the policy at most (per address for groupBy: ip).
+func (m *metrics) label(p *policy.Policy, host, port, key string) string {
+	if p.Named(host, port) || (strings.HasPrefix(key, "domain:") && p.NamesDomain(strings.TrimPrefix(key, "domain:"))) {
+		return key
 	}
 	return "other"
 }

@@ -17,8 +17,9 @@ import (
 // product token, and refuses it when disallowed. An unreachable robots.txt disallows everything
 // (RFC 9309 2.3.1.4), a missing one allows everything; rules too costly to evaluate for this path
 // refuse it (the site chose them). The error is the client's own cancellation.
-func (t *Throttle) checkRobots(ctx context.Context, r *http.Request, key string) (*robots.Group, *proxy.Refusal, error) {
-	res := t.robots.Get(ctx, r.URL.Scheme+"://"+key)
+// The file is the host's (hostKey); what this process shows is counted under the request's group.
+func (t *Throttle) checkRobots(ctx context.Context, r *http.Request, hostKey, group string) (*robots.Group, *proxy.Refusal, error) {
+	res := t.robots.Get(ctx, r.URL.Scheme+"://"+hostKey)
 	agent := robots.ProductToken(r.Header.Get("User-Agent"))
 	if agent == "" {
 		agent = "*"
@@ -37,7 +38,7 @@ func (t *Throttle) checkRobots(ctx context.Context, r *http.Request, key string)
 		status = "too_complex"
 	}
 	t.metrics.robots.WithLabelValues(status).Inc()
-	t.hosts.robots(key, robotsWord(status))
+	t.hosts.robots(group, robotsWord(status))
 	if v.Allowed {
 		return g, nil, nil
 	}
@@ -70,16 +71,22 @@ func (t *Throttle) checkRobots(ctx context.Context, r *http.Request, key string)
 
 // RobotsGate is robots.Fetcher.Gate: every robots.txt request, and every redirect hop (which may
 // point at a third-party host), takes a turn on its host's semaphore like the crawler's own
-// requests, with the host's policy limits. It is never asked while holding that host's turn: robots
-// is checked before a request asks for its own.
+// requests, with the host's policy limits, on its group's key (a fetch reaches the same server).
+// It is never asked while holding a turn: robots is checked before a request asks for its own, and
+// a redirect hop's turn is released before the next hop asks. A group by IP resolves the name
+// here; the fetch itself is not pinned to that address (the robots fetcher dials by name).
 func (t *Throttle) RobotsGate(ctx context.Context, u *url.URL) (robots.Turn, error) {
 	host, port, err := policy.Normalize(u.Host, u.Scheme)
 	if err != nil {
 		return nil, err
 	}
 	lim := t.policy.Load().For(host, port)
+	key, _, err := t.group(ctx, lim.GroupBy, host, port, u.Scheme)
+	if err != nil {
+		return nil, groupRefusal(ctx, err)
+	}
 	l := semaphore.Limits{Concurrency: lim.MaxConcurrency, Delay: lim.Delay(0, 0)}
-	lease, sem, err := t.acquire(ctx, policy.Key(host, port), l, lim.WaitTimeout)
+	lease, sem, err := t.acquire(ctx, key, l, lim.WaitTimeout)
 	if err != nil {
 		return nil, t.refusal(ctx, err, l)
 	}

@@ -28,6 +28,7 @@ type Throttle struct {
 	releases sync.WaitGroup // releases in flight, off the request's critical path
 	health   *Health        // per Redis node: requests for a key whose node failed skip it for a while
 	hosts    *Hosts         // this process's requests per key and phase, for /debug/hosts and the active registry
+	resolve  Resolver       // for groupBy: ip, the address a request will be dialled to
 }
 
 var _ proxy.Politeness = (*Throttle)(nil)
@@ -39,7 +40,8 @@ func New(sem, fallback *semaphore.Semaphore, rc *robots.Cache, pol *policy.Polic
 	if err != nil {
 		return nil, err
 	}
-	t := &Throttle{sem: sem, fallback: fallback, robots: rc, log: log, metrics: m, health: NewHealth(nil), hosts: NewHosts()}
+	t := &Throttle{sem: sem, fallback: fallback, robots: rc, log: log, metrics: m, health: NewHealth(nil), hosts: NewHosts(),
+		resolve: systemResolve}
 	t.policy.Store(pol)
 	return t, nil
 }
@@ -75,11 +77,17 @@ func (t *Throttle) Admit(ctx context.Context, r *http.Request) (proxy.Turn, erro
 	}
 	pol := t.policy.Load()
 	lim := pol.For(host, port)
-	key := policy.Key(host, port)
-	label := t.metrics.label(pol, host, port)
+	// robots.txt and its Crawl-delay are the host's; the turn is the group's (the host itself
+	// unless the rule groups by domain or IP), with this request's own delay.
+	hostKey := policy.Key(host, port)
+	key, pin, err := t.group(ctx, lim.GroupBy, host, port, r.URL.Scheme)
+	if err != nil {
+		return nil, groupRefusal(ctx, err)
+	}
+	label := t.metrics.label(pol, host, port, key)
 	var crawlDelay time.Duration
 	if lim.EnforceRobots && r.Method != http.MethodConnect {
-		g, ref, err := t.checkRobots(ctx, r, key)
+		g, ref, err := t.checkRobots(ctx, r, hostKey, key)
 		switch {
 		case err != nil:
 			return nil, err
@@ -93,7 +101,13 @@ func (t *Throttle) Admit(ctx context.Context, r *http.Request) (proxy.Turn, erro
 	began := time.Now()
 	l := semaphore.Limits{Concurrency: lim.MaxConcurrency, Delay: lim.Delay(crawlDelay, 0)}
 	counted := t.hosts.waiting(key, delaySource(lim.MinDelay, crawlDelay, lim.MaxCrawlDelay))
-	lease, sem, err := t.acquire(ctx, key, l, lim.WaitTimeout)
+	if key != hostKey {
+		if err := t.hostBackoff(ctx, hostKey, lim.WaitTimeout); err != nil {
+			counted(false)
+			return nil, err
+		}
+	}
+	lease, sem, err := t.acquire(ctx, key, l, lim.WaitTimeout-time.Since(began))
 	counted(err == nil)
 	if err != nil {
 		return nil, t.refusal(ctx, err, l)
@@ -104,7 +118,7 @@ func (t *Throttle) Admit(ctx context.Context, r *http.Request) (proxy.Turn, erro
 		t.hosts.released(key, false)
 		return nil, waitTimeout(time.Until(lease.Start))
 	}
-	return &turn{t: t, sem: sem, lease: lease, label: label, began: began}, nil
+	return &turn{t: t, sem: sem, lease: lease, label: label, began: began, pin: pin, backoffKey: hostKey}, nil
 }
 
 // acquire takes a turn from the shared semaphore, or from the fallback when the shared one is down.
@@ -198,15 +212,20 @@ func (t *Throttle) Wait(ctx context.Context) error {
 	}
 }
 
-// State is a host's live state ("example.com", "example.com:80", "example.com:8443") in the semaphore, the shared one
-// when it answers.
+// State is the live state in the semaphore (the shared one when it answers) of the group of a host
+// ("example.com", "example.com:80", "example.com:8443"): the host itself unless its rule groups by
+// domain or IP (see Key). A grouped host's backoff is its own (see hostBackoff), so Backoff and
+// BackoffLevel are the host's, the rest the group's.
 func (t *Throttle) State(ctx context.Context, authority string) (semaphore.State, error) {
-	host, port, err := policy.Normalize(authority, "https")
+	hostKey, key, err := t.keys(ctx, authority)
 	if err != nil {
 		return semaphore.State{}, err
 	}
-	if port == "80" { // requests drop the default port of their scheme: both name the bare host
-		port = ""
+	st, err := t.sem.State(ctx, key)
+	if err != nil || key == hostKey {
+		return st, err
 	}
-	return t.sem.State(ctx, policy.Key(host, port))
+	own, err := t.sem.State(ctx, hostKey)
+	st.Backoff, st.BackoffLevel = own.Backoff, own.BackoffLevel
+	return st, err
 }

@@ -3,6 +3,7 @@ package throttle
 import (
 	"context"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"sync"
 	"time"
@@ -16,7 +17,11 @@ type turn struct {
 	sem   *semaphore.Semaphore // the one the lease came from
 	lease *semaphore.Lease
 	label string
-	began time.Time // when the request asked for its turn
+	began time.Time  // when the request asked for its turn
+	pin   netip.Addr // groupBy ip: the address the group was chosen by, which the request is dialled to
+	// backoffKey is where a 429/503 is recorded: the host's key, which is the lease's unless the
+	// host is in a group (see Throttle.hostBackoff).
+	backoffKey string
 	// started is set once Wait returned: the request counts as in flight.
 	started bool
 	once    sync.Once
@@ -44,6 +49,9 @@ func (u *turn) Sent() {
 	u.sent.Do(func() { u.t.metrics.late.Observe(max(0, now.Sub(u.lease.Start)).Seconds()) })
 }
 
+// DialAddr implements proxy.DialPin.
+func (u *turn) DialAddr() netip.Addr { return u.pin }
+
 func (u *turn) AfterLost(f func()) (stop func() bool) { return u.lease.AfterLost(f) }
 
 // Response pushes the host's next start back on 429 and 503, by Retry-After when the origin sent one,
@@ -55,13 +63,13 @@ func (u *turn) Response(status int, h http.Header) {
 	ra := retryAfter(h.Get("Retry-After"), time.Now())
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	d, err := u.sem.Backoff(ctx, u.lease.Key, ra)
+	d, err := u.sem.Backoff(ctx, u.backoffKey, ra)
 	if err != nil {
-		u.t.log.Warn("backoff not recorded", "key", u.lease.Key, "status", status, "error", err.Error())
+		u.t.log.Warn("backoff not recorded", "key", u.backoffKey, "status", status, "error", err.Error())
 		return
 	}
 	u.t.metrics.backoffs.WithLabelValues(u.label).Inc()
-	u.t.log.Info("origin asked to slow down", "key", u.lease.Key, "status", status, "backoff", d.String())
+	u.t.log.Info("origin asked to slow down", "key", u.backoffKey, "status", status, "backoff", d.String())
 }
 
 func (u *turn) Release() {
