@@ -212,6 +212,38 @@ func printComparison(results map[string]*benchResult) {
 		fmt.Fprintf(os.Stdout, "%-12s throughput ratio crawlpolite / redis-in-action = %.2fx; server CPU per pair ratio = %.2fx\n",
 			sc, ours.pairsPerSec/base.pairsPerSec, ours.serverUsPerPair/base.serverUsPerPair)
 	}
+	printGoals(results)
+}
+
+// benchGoals are issue 15's goals, crawlpolite against Redis in Action on the same server and run.
+var benchGoals = []struct {
+	scenario, what string
+	atLeast        bool // the ratio must be at least goal (else at most)
+	goal           float64
+}{
+	{"uncontended", "pairs/s", true, 1.0},
+	{"uncontended", "Redis CPU per pair", false, 1.0},
+	{"contended", "pairs/s", true, 2.5},
+	{"contended", "Redis CPU per pair", false, 0.35},
+}
+
+// printGoals prints the four ratios of this run against their goals.
+func printGoals(results map[string]*benchResult) {
+	fmt.Fprintf(os.Stdout, "\n%-12s %-20s %14s %8s %6s\n", "scenario", "crawlpolite / RiA", "ratio", "goal", "met")
+	for _, g := range benchGoals {
+		ours, base := results[g.scenario+"/crawlpolite"], results[g.scenario+"/redis-in-action"]
+		if ours == nil || base == nil {
+			continue
+		}
+		ratio, cmp, met := ours.serverUsPerPair/base.serverUsPerPair, "<=", false
+		if g.atLeast {
+			ratio, cmp = ours.pairsPerSec/base.pairsPerSec, ">="
+			met = ratio >= g.goal
+		} else {
+			met = ratio <= g.goal
+		}
+		fmt.Fprintf(os.Stdout, "%-12s %-20s %13.2fx %4s%.2fx %6v\n", g.scenario, g.what, ratio, cmp, g.goal, met)
+	}
 }
 
 // BenchmarkWakeup measures, across processes, the time from a release to the grant of the waiter it
