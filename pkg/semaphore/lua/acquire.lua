@@ -16,13 +16,15 @@ local limit, delay, lease = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[
 local ttl, maxq, heartbeat = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[8])
 
 -- The fast path: no holder and nobody queued, which is most keys most of the time. It grants as the
--- general path below would (see grant in common.lua), in five calls and without common.lua's helpers.
+-- general path below would (see grant in common.lua), in five calls (at most three to find that it
+-- does not apply) and without common.lua's helpers.
 -- meta's n counts holders: exact, or too high after a holder's lease ran out (the general path then
 -- drops it and corrects n), never too low.
+local t = redis.call('TIME')
+local queued = redis.call('ZCARD', KEYS[2])
+local m = queued == 0 and redis.call('HMGET', KEYS[1], 'n', 'tok', 'next', 'last', 'hz')
 do
-  local t = redis.call('TIME')
-  local m = redis.call('HMGET', KEYS[1], 'n', 'tok', 'next', 'last', 'hz')
-  if (tonumber(m[1]) or 0) == 0 and redis.call('ZCARD', KEYS[2]) == 0 then
+  if m and (tonumber(m[1]) or 0) == 0 then
     local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
     local start = math.max(now, tonumber(m[3]) or 0)
     if m[4] then start = math.max(start, tonumber(m[4]) + delay) end
@@ -44,9 +46,9 @@ end
 
 -- The general path: the helpers of common.lua are inserted here.
 -- @common
-local now = now_ms()
+local now = now_ms(t)
 load(now)
-local queued = waiting(now)
+queued = waiting(now, queued)
 
 local function granted()
   local h = H[rid]

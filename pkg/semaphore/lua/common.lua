@@ -31,8 +31,9 @@ local now_us = 0  -- the TIME reading in microseconds (epoch us fit a double's 5
 
 local function needs(t) if t > horizon then horizon = t end end
 
-local function now_ms()
-  local t = redis.call('TIME')
+-- now_ms reads TIME, or takes the reading t a script's fast path already made.
+local function now_ms(t)
+  t = t or redis.call('TIME')
   now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
   local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   needs(now)
@@ -75,9 +76,9 @@ local function load(now)
 end
 
 -- waiting drops waiters that stopped heartbeating and returns the number left, so the common case
--- (nobody waiting) costs one ZCARD.
-local function waiting(now)
-  local queued = redis.call('ZCARD', KEYS[2])
+-- (nobody waiting) costs one ZCARD, or none when the caller already counted the queue (queued).
+local function waiting(now, queued)
+  queued = queued or redis.call('ZCARD', KEYS[2])
   if queued == 0 then return 0 end
   local gone = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now, 'LIMIT', 0, 1000)
   if #gone > 0 then
@@ -145,6 +146,9 @@ end
 -- waiter's channel: "rid token start wait ttl" (start absolute, wait and ttl relative to now, ms).
 -- queued is the queue's length; pump returns it as it leaves it.
 local function pump(now, queued)
+  for _, h in pairs(H) do -- a holder whose limit is reached admits nobody: spare the queue reads
+    if nh >= h[2] then return queued end
+  end
   while queued > 0 do
     local rid = redis.call('ZRANGE', KEYS[2], 0, 0)[1]
     local p = redis.call('HGET', KEYS[3], rid)

@@ -11,14 +11,15 @@ local since, delay = tonumber(ARGV[3]) or -1, tonumber(ARGV[4]) or 0
 
 -- The fast path: the only holder leaves a key nobody waits for, which is most releases. It does what
 -- the general path below would (began, then settle the idle key: see flush in common.lua), in six
--- calls and without common.lua's helpers.
+-- calls (at most three to find that it does not apply) and without common.lua's helpers.
+local t = redis.call('TIME')
+local queued = redis.call('ZCARD', KEYS[2])
+local m = queued == 0 and redis.call('HMGET', KEYS[1], 'n', '=' .. rid, 'next', 'last', 'bo')
 do
-  local t = redis.call('TIME')
-  local m = redis.call('HMGET', KEYS[1], 'n', '=' .. rid, 'next', 'last', 'bo')
   local held, limit, start, exp
-  if m[1] == '1' and m[2] then held, limit, start, exp = string.match(m[2], '^(%d+) (%d+) (%d+) (%d+)$') end
+  if m and m[1] == '1' and m[2] then held, limit, start, exp = string.match(m[2], '^(%d+) (%d+) (%d+) (%d+)$') end
   local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  if exp and tonumber(exp) > now and redis.call('ZCARD', KEYS[2]) == 0 then
+  if exp and tonumber(exp) > now then
     if token ~= 0 and tonumber(held) ~= token then return -1 end
     local f = string.format
     local nxt, last = tonumber(m[3]) or 0, tonumber(m[4]) or 0
@@ -40,9 +41,9 @@ end
 
 -- The general path: the helpers of common.lua are inserted here.
 -- @common
-local now = now_ms()
+local now = now_ms(t)
 load(now)
-local queued = waiting(now)
+queued = waiting(now, queued)
 local res = 0
 local held = H[rid]
 if held then
