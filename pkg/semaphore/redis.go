@@ -67,6 +67,9 @@ func NewRedis(c Client, opts Options) (*Semaphore, error) {
 	opts = opts.withDefaults()
 	w := newWaiters()
 	rs := &redisStore{c: c, opts: opts, channel: opts.Prefix + ":wake:" + newID(), done: make(chan struct{})}
+	if one, ok := c.(single); ok {
+		rs.batch = &batcher{c: one}
+	}
 	rs.ps = c.Subscribe(context.Background(), rs.channel)
 	go rs.listen(w)
 	return &Semaphore{opts: opts, st: rs, waiters: w}, nil
@@ -78,6 +81,7 @@ type redisStore struct {
 	channel string
 	ps      *redis.PubSub
 	done    chan struct{}
+	batch   *batcher // releases share pipelines (one server only); nil: each is sent alone
 }
 
 // keys returns the four keys of a semaphore key (meta, queue, params, alive; see lua/common.lua),
@@ -142,7 +146,12 @@ func (r *redisStore) leave(ctx context.Context, key, rid string, token int64, st
 	for {
 		// since is read again for each attempt: the later it is read, the closer the start the
 		// script records comes to the true one (never before it).
-		err := scriptLeave.Run(ctx, r.c, r.keys(key), rid, token, since(st), ms(st.delay)).Err()
+		var err error
+		if r.batch != nil {
+			err = r.batch.leave(ctx, r.keys(key), rid, token, since(st), ms(st.delay))
+		} else {
+			err = scriptLeave.Run(ctx, r.c, r.keys(key), rid, token, since(st), ms(st.delay)).Err()
+		}
 		if err == nil || ctx.Err() != nil {
 			return err
 		}
