@@ -212,6 +212,38 @@ func printComparison(results map[string]*benchResult) {
 		fmt.Fprintf(os.Stdout, "%-12s throughput ratio crawlpolite / redis-in-action = %.2fx; server CPU per pair ratio = %.2fx\n",
 			sc, ours.pairsPerSec/base.pairsPerSec, ours.serverUsPerPair/base.serverUsPerPair)
 	}
+	printGoals(results)
+}
+
+// benchGoals are issue 15's goals, crawlpolite against Redis in Action on the same server and run.
+var benchGoals = []struct {
+	scenario, what string
+	atLeast        bool // the ratio must be at least goal (else at most)
+	goal           float64
+}{
+	{"uncontended", "pairs/s", true, 1.0},
+	{"uncontended", "Redis CPU per pair", false, 1.0},
+	{"contended", "pairs/s", true, 2.5},
+	{"contended", "Redis CPU per pair", false, 0.35},
+}
+
+// printGoals prints the four ratios of this run against their goals.
+func printGoals(results map[string]*benchResult) {
+	fmt.Fprintf(os.Stdout, "\n%-12s %-20s %14s %8s %6s\n", "scenario", "crawlpolite / RiA", "ratio", "goal", "met")
+	for _, g := range benchGoals {
+		ours, base := results[g.scenario+"/crawlpolite"], results[g.scenario+"/redis-in-action"]
+		if ours == nil || base == nil {
+			continue
+		}
+		ratio, cmp, met := ours.serverUsPerPair/base.serverUsPerPair, "<=", false
+		if g.atLeast {
+			ratio, cmp = ours.pairsPerSec/base.pairsPerSec, ">="
+			met = ratio >= g.goal
+		} else {
+			met = ratio <= g.goal
+		}
+		fmt.Fprintf(os.Stdout, "%-12s %-20s %13.2fx %4s%.2fx %6v\n", g.scenario, g.what, ratio, cmp, g.goal, met)
+	}
 }
 
 // BenchmarkWakeup measures, across processes, the time from a release to the grant of the waiter it
@@ -267,4 +299,89 @@ func BenchmarkWakeup(b *testing.B) {
 	b.ReportMetric(float64(pct(lat, 0.99).Microseconds()), "p99-us")
 	fmt.Fprintf(os.Stdout, "\nwake-up release -> grant in another process: n=%d p50=%v p99=%v (goal p99 <= 5ms)\n",
 		len(lat), pct(lat, 0.5).Round(time.Microsecond), pct(lat, 0.99).Round(time.Microsecond))
+}
+
+// BenchmarkMemoryPerHost reports the Redis memory a host costs while active (one lease held, and a
+// host with a queue: one holder and one waiter) and once idle (after the gate and a second of grace:
+// nothing). It measures used_memory over 1,000 hosts once; later calls with a larger b.N report the
+// same numbers.
+func BenchmarkMemoryPerHost(b *testing.B) {
+	memOnce.Do(func() { memActive, memQueued, memLeft = measureMemory(b) })
+	b.ReportMetric(memActive, "bytes/active-host")
+	b.ReportMetric(memQueued, "bytes/queued-host")
+	b.ReportMetric(float64(memLeft), "keys-left-idle")
+}
+
+var (
+	memOnce              sync.Once
+	memActive, memQueued float64
+	memLeft              int
+)
+
+func measureMemory(b *testing.B) (active, queued float64, idle int) {
+	srv := redistest.Start(b)
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr, PoolSize: 16})
+	defer c.Close()
+	ctx := context.Background()
+	prefix := uniquePrefix()
+	s, err := semaphore.NewRedis(c, semaphore.Options{Prefix: prefix})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	used := func() float64 {
+		v, err := c.Info(ctx, "memory").Result()
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, line := range strings.Split(v, "\r\n") {
+			if x, ok := strings.CutPrefix(line, "used_memory:"); ok {
+				f, _ := strconv.ParseFloat(x, 64)
+				return f
+			}
+		}
+		b.Fatal("no used_memory")
+		return 0
+	}
+	const hosts = 1000
+	l := semaphore.Limits{Concurrency: 1, Delay: 100 * time.Millisecond}
+	key := func(i int) string { return "mem" + strconv.Itoa(i) + ".example" }
+	m0 := used()
+	held := make([]*semaphore.Lease, hosts)
+	for i := range held {
+		if held[i], err = s.Acquire(ctx, key(i), l); err != nil {
+			b.Fatal(err)
+		}
+	}
+	active = (used() - m0) / hosts
+	for i := range hosts { // a waiter on each host: the queue's three keys
+		if g, err := s.RawAcquire(ctx, key(i), "waiter", l); err != nil || g.Status != 0 {
+			b.Fatalf("waiter: %+v %v", g, err)
+		}
+	}
+	queued = (used() - m0) / hosts
+	for i, le := range held {
+		if err := s.RawLeave(ctx, key(i), "waiter", 0); err != nil {
+			b.Fatal(err)
+		}
+		if err := le.Release(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	var left []string
+	for {
+		left = left[:0]
+		iter := c.Scan(ctx, 0, prefix+":*", 1000).Iterator()
+		for iter.Next(ctx) {
+			left = append(left, iter.Val())
+		}
+		if len(left) == 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	fmt.Fprintf(os.Stdout, "\nRedis memory per host (used_memory over %d hosts): active (one lease) %.0f B, with a waiter %.0f B; idle: %d keys left\n",
+		hosts, active, queued, len(left))
+	return active, queued, len(left)
 }

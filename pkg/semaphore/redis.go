@@ -29,12 +29,21 @@ var (
 // Scripts are loaded with EVALSHA, falling back to EVAL (redis.Script.Run) after a restart or failover
 // that emptied the script cache.
 var (
-	scriptAcquire = redis.NewScript(luaCommon + luaAcquire)
-	scriptLeave   = redis.NewScript(luaCommon + luaLeave)
+	scriptAcquire = redis.NewScript(withCommon(luaAcquire))
+	scriptLeave   = redis.NewScript(withCommon(luaLeave))
 	scriptRefresh = redis.NewScript(luaCommon + luaRefresh)
 	scriptBackoff = redis.NewScript(luaCommon + luaBackoff)
 	scriptState   = redis.NewScript(luaCommon + luaState)
 )
+
+// withCommon inserts common.lua's helpers where script asks for them ("-- @common"), after its
+// fast path: Lua creates a script's local functions on every call, and the fast path needs none.
+func withCommon(script string) string {
+	if !strings.Contains(script, "\n-- @common\n") {
+		panic("semaphore: script without -- @common")
+	}
+	return strings.Replace(script, "\n-- @common\n", "\n"+luaCommon, 1)
+}
 
 // Client is what the Redis backend needs of go-redis: scripts, and pub/sub for grants pushed to
 // waiters. *redis.Client, *redis.ClusterClient and the Sentinel-backed failover client satisfy it.
@@ -58,6 +67,9 @@ func NewRedis(c Client, opts Options) (*Semaphore, error) {
 	opts = opts.withDefaults()
 	w := newWaiters()
 	rs := &redisStore{c: c, opts: opts, channel: opts.Prefix + ":wake:" + newID(), done: make(chan struct{})}
+	if one, ok := c.(single); ok {
+		rs.batch = &batcher{c: one}
+	}
 	rs.ps = c.Subscribe(context.Background(), rs.channel)
 	go rs.listen(w)
 	return &Semaphore{opts: opts, st: rs, waiters: w}, nil
@@ -69,12 +81,16 @@ type redisStore struct {
 	channel string
 	ps      *redis.PubSub
 	done    chan struct{}
+	batch   *batcher // releases share pipelines (one server only); nil: each is sent alone
 }
 
-// keys returns the six keys of a semaphore key, all with the same hash tag.
+// keys returns the four keys of a semaphore key (meta, queue, params, alive; see lua/common.lua),
+// all with the same hash tag. They are cut from one string: one allocation for the four.
 func (r *redisStore) keys(key string) []string {
 	p := r.opts.Prefix + ":{" + key + "}:"
-	return []string{p + "h", p + "g", p + "q", p + "p", p + "a", p + "m"}
+	all := p + "m" + p + "q" + p + "p" + p + "a"
+	n := len(p) + 1
+	return []string{all[:n], all[n : 2*n], all[2*n : 3*n], all[3*n:]}
 }
 
 func ms(d time.Duration) int64 { return d.Milliseconds() }
@@ -130,7 +146,12 @@ func (r *redisStore) leave(ctx context.Context, key, rid string, token int64, st
 	for {
 		// since is read again for each attempt: the later it is read, the closer the start the
 		// script records comes to the true one (never before it).
-		err := scriptLeave.Run(ctx, r.c, r.keys(key), rid, token, since(st), ms(st.delay)).Err()
+		var err error
+		if r.batch != nil {
+			err = r.batch.leave(ctx, r.keys(key), rid, token, since(st), ms(st.delay))
+		} else {
+			err = scriptLeave.Run(ctx, r.c, r.keys(key), rid, token, since(st), ms(st.delay)).Err()
+		}
 		if err == nil || ctx.Err() != nil {
 			return err
 		}

@@ -1,5 +1,5 @@
 -- acquire.lua: take a slot now, or join the FIFO queue; also a waiter's heartbeat.
--- KEYS: see common.lua (holders, grants, queue, params, alive, meta).
+-- KEYS: see common.lua (meta, queue, params, alive).
 -- ARGV[1] rid        request id, unique per request; makes the script idempotent under retries
 -- ARGV[2] limit      leases at once (>= 1)
 -- ARGV[3] delay      ms between consecutive starts
@@ -14,44 +14,80 @@
 local rid = ARGV[1]
 local limit, delay, lease = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local ttl, maxq, heartbeat = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[8])
-local now = now_ms()
-local queued = purge(now)
+
+-- The fast path: no holder and nobody queued, which is most keys most of the time. It grants as the
+-- general path below would (see grant in common.lua), in five calls (at most three to find that it
+-- does not apply) and without common.lua's helpers.
+-- meta's n counts holders: exact, or too high after a holder's lease ran out (the general path then
+-- drops it and corrects n), never too low.
+local t = redis.call('TIME')
+local queued = redis.call('ZCARD', KEYS[2])
+local m = queued == 0 and redis.call('HMGET', KEYS[1], 'n', 'tok', 'next', 'last', 'hz')
+do
+  if m and (tonumber(m[1]) or 0) == 0 then
+    local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+    local start = math.max(now, tonumber(m[3]) or 0)
+    if m[4] then start = math.max(start, tonumber(m[4]) + delay) end
+    local token, exp = (tonumber(m[2]) or 0) + 1, start + lease
+    local f = string.format
+    local w = {'n', '1', 'tok', f('%d', token), 'next', f('%d', start + delay), 'last', f('%d', start),
+      'limit', ARGV[2], 'delay', ARGV[3], '=' .. rid, f('%d %d %d %d', token, limit, start, exp)}
+    local hz, at = tonumber(m[5]), nil
+    if not hz or math.max(exp, start + delay) + 1000 > hz then
+      at = f('%d', (math.floor(math.max(exp, start + delay) / 1000) + 2) * 1000)
+      w[#w + 1] = 'hz'
+      w[#w + 1] = at
+    end
+    redis.call('HSET', KEYS[1], unpack(w))
+    if at then redis.call('PEXPIREAT', KEYS[1], at) end
+    return {1, token, start, start - now, exp - now}
+  end
+end
+
+-- The general path: the helpers of common.lua are inserted here.
+-- @common
+local now = now_ms(t)
+load(now)
+queued = waiting(now, queued)
 
 local function granted()
-  local token, _, start = grant_fields(rid)
-  if not token then return nil end
-  local exp = tonumber(redis.call('ZSCORE', KEYS[1], rid))
-  return {1, token, start, start - now, exp - now}
+  local h = H[rid]
+  if not h then return nil end
+  return {1, h[1], h[3], h[3] - now, h[4] - now}
 end
 
 local r = granted()
-if r then return r end
+if r then
+  flush(now, queued)
+  return r
+end
 
-if queued > 0 and redis.call('ZSCORE', KEYS[3], rid) then
-  redis.call('ZADD', KEYS[5], fmt(now + ttl), rid)
+if queued > 0 and redis.call('ZSCORE', KEYS[2], rid) then
+  redis.call('ZADD', KEYS[4], fmt(now + ttl), rid)
   needs(now + ttl)
   queued = pump(now, queued)
-  touch()
+  flush(now, queued)
   r = granted()
   if r then return r end
-  return {0, redis.call('ZRANK', KEYS[3], rid) + 1, recheck(now, heartbeat)}
+  return {0, redis.call('ZRANK', KEYS[2], rid) + 1, recheck(now, heartbeat)}
 end
 
 queued = pump(now, queued)
 if queued == 0 and room(limit) then
   local token, start, exp = grant(rid, limit, delay, lease, now)
-  touch()
+  flush(now, queued)
   return {1, token, start, start - now, exp - now}
 end
 if queued >= maxq then
-  touch()
+  flush(now, queued)
   return {-1, queued}
 end
-local seq = redis.call('HINCRBY', KEYS[6], 'seq', 1)
-redis.call('ZADD', KEYS[3], fmt(seq), rid)
-redis.call('HSET', KEYS[4], rid, fmt(limit) .. ' ' .. fmt(delay) .. ' ' .. fmt(lease) .. ' ' .. fmt(ttl) .. ' ' .. ARGV[7])
-redis.call('ZADD', KEYS[5], fmt(now + ttl), rid)
+local seq = num('seq') + 1
+set('seq', fmt(seq))
+redis.call('ZADD', KEYS[2], fmt(seq), rid)
+redis.call('HSET', KEYS[3], rid, fmt(limit) .. ' ' .. fmt(delay) .. ' ' .. fmt(lease) .. ' ' .. fmt(ttl) .. ' ' .. ARGV[7])
+redis.call('ZADD', KEYS[4], fmt(now + ttl), rid)
 needs(now + ttl)
-if queued == 0 then fresh[#fresh + 1] = 3; fresh[#fresh + 1] = 4; fresh[#fresh + 1] = 5 end
-touch()
+fresh_queue = queued == 0
+flush(now, queued + 1)
 return {0, queued + 1, recheck(now, heartbeat)}

@@ -7,9 +7,9 @@
 -- Reply: {applied ms, level}
 local retry, base, max, id = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local now = now_ms()
-local m = redis.call('HMGET', KEYS[6], 'bo', 'bl', 'bid', 'next')
-local bo, level = tonumber(m[1]) or 0, tonumber(m[2]) or 0
-if m[3] == id then return {math.max(0, bo - now), level} end
+load(now)
+local bo, level = num('bo'), num('bl')
+if M['bid'] == id then return {math.max(0, bo - now), level} end
 if bo + max < now then level = 0 end
 level = level + 1
 local d = retry
@@ -17,8 +17,10 @@ if d <= 0 then d = base * math.pow(2, math.min(level - 1, 40)) end
 d = math.floor(math.min(d, max))
 local untl = now + d
 if untl > bo then bo = untl end
-redis.call('HSET', KEYS[6], 'bo', fmt(bo), 'bl', fmt(level), 'bid', id,
-  'next', fmt(math.max(tonumber(m[4]) or 0, untl)))
+set('bo', fmt(bo))
+set('bl', fmt(level))
+set('bid', id)
+set('next', fmt(math.max(num('next'), untl)))
 needs(untl)
-touch()
+flush(now, redis.call('ZCARD', KEYS[2]))
 return {d, level}

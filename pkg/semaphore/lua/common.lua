@@ -1,59 +1,90 @@
 -- common.lua: helpers prepended to every script of pkg/semaphore (not a script on its own).
 --
 -- The keys of one semaphore key, all sharing one hash tag so every script runs on Redis Cluster:
---   KEYS[1] holders  ZSET  rid -> lease expiry (ms, Redis server time)
---   KEYS[2] grants   HASH  rid -> "token limit start"   (one field per holder)
---   KEYS[3] queue    ZSET  rid -> arrival sequence      (FIFO order)
---   KEYS[4] params   HASH  rid -> "limit delay lease ttl channel" of a waiter
---   KEYS[5] alive    ZSET  rid -> waiter deadline (ms); a waiter that stops heartbeating is dropped
---   KEYS[6] meta     HASH  seq, tok, next (earliest next start), last (last start), bo (backoff until),
---                          bl (backoff level), bid (last backoff event id), limit, delay (last granted),
---                          hz (the expiry every existing key was given, ms)
+--   KEYS[1] meta    HASH  the key's whole uncontended state, read in one HGETALL:
+--                         seq, tok, next (earliest next start), last (last start), bo (backoff until),
+--                         bl (backoff level), bid (last backoff event id), limit, delay (last granted),
+--                         hz (the expiry every existing key was given, ms), n (holders: exact, or too
+--                         high while an expired holder is not yet dropped), and one field per holder:
+--                         '=' .. rid -> "token limit start expiry" (ms, Redis server time)
+--   KEYS[2] queue   ZSET  rid -> arrival sequence      (FIFO order)
+--   KEYS[3] params  HASH  rid -> "limit delay lease ttl channel" of a waiter
+--   KEYS[4] alive   ZSET  rid -> waiter deadline (ms); a waiter that stops heartbeating is dropped
+-- A key nobody waits for exists as meta only. Holders are at most the key's limit, so the HGETALL
+-- that reads meta whole is small; acquire and leave take a fast path without it (see there).
 -- Every time is read from TIME and every number written with string.format('%d'): '%.14g' would
 -- truncate tokens and epoch milliseconds.
+--
+-- Scripts read meta once (load), change the copy in M and H, and write the changes back once at the
+-- end (flush): every read after a write in the same script sees the write.
 
 local function fmt(n) return string.format('%d', n) end
 
--- What this script changed, for touch: the latest time it wrote (a lease, waiter deadline, gate or
--- backoff) and the keys it created (which have no expiry yet).
-local horizon = 0
-local fresh = {}
-local room_n = 0 -- holders counted by the last room() call
+local M = {}      -- meta's fields as loaded, with this script's writes applied
+local H = {}      -- holders: rid -> {token, limit, start, exp}
+local nh = 0      -- number of holders in H
+local W = {}      -- meta fields to write: field -> string
+local D = {}      -- meta fields to delete: field -> true
+local horizon = 0 -- the latest time this script wrote (a lease, waiter deadline, gate or backoff)
+local fresh_queue = false -- this script created the queue keys (they have no expiry yet)
+local now_us = 0  -- the TIME reading in microseconds (epoch us fit a double's 53 bits exactly)
 
 local function needs(t) if t > horizon then horizon = t end end
 
-local now_us = 0 -- the same reading in microseconds (epoch us fit a double's 53 bits exactly)
-
-local function now_ms()
-  local t = redis.call('TIME')
+-- now_ms reads TIME, or takes the reading t a script's fast path already made.
+local function now_ms(t)
+  t = t or redis.call('TIME')
   now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
   local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   needs(now)
   return now
 end
 
-local function grant_fields(rid)
-  local g = redis.call('HGET', KEYS[2], rid)
-  if not g then return nil end
-  local token, limit, start = string.match(g, '^(%d+) (%d+) (%d+)$')
-  return tonumber(token), tonumber(limit), tonumber(start)
+local function set(f, v) M[f] = v; W[f] = v; D[f] = nil end
+local function num(f) return tonumber(M[f]) or 0 end
+
+local function hold(rid, token, limit, start, exp)
+  if not H[rid] then nh = nh + 1 end
+  H[rid] = {token, limit, start, exp}
+  set('=' .. rid, fmt(token) .. ' ' .. fmt(limit) .. ' ' .. fmt(start) .. ' ' .. fmt(exp))
 end
 
--- purge drops holders whose lease ran out and waiters that stopped heartbeating. It returns the
--- number of waiters left, so the common case (nobody waiting) skips all queue work.
-local function purge(now)
-  local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, 1000)
-  if #dead > 0 then
-    redis.call('ZREM', KEYS[1], unpack(dead))
-    redis.call('HDEL', KEYS[2], unpack(dead))
+local function unhold(rid)
+  if H[rid] then nh = nh - 1 end
+  H[rid] = nil
+  local f = '=' .. rid
+  M[f] = nil; W[f] = nil; D[f] = true
+end
+
+-- load reads meta and drops holders whose lease ran out.
+local function load(now)
+  local a = redis.call('HGETALL', KEYS[1])
+  for i = 1, #a, 2 do
+    local f, v = a[i], a[i + 1]
+    M[f] = v
+    if string.byte(f, 1) == 61 then -- '='
+      local token, limit, start, exp = string.match(v, '^(%d+) (%d+) (%d+) (%d+)$')
+      local rid = string.sub(f, 2)
+      if exp and tonumber(exp) > now then
+        H[rid] = {tonumber(token), tonumber(limit), tonumber(start), tonumber(exp)}
+        nh = nh + 1
+      else
+        unhold(rid)
+      end
+    end
   end
-  local queued = redis.call('ZCARD', KEYS[3])
+end
+
+-- waiting drops waiters that stopped heartbeating and returns the number left, so the common case
+-- (nobody waiting) costs one ZCARD, or none when the caller already counted the queue (queued).
+local function waiting(now, queued)
+  queued = queued or redis.call('ZCARD', KEYS[2])
   if queued == 0 then return 0 end
-  local gone = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', now, 'LIMIT', 0, 1000)
+  local gone = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now, 'LIMIT', 0, 1000)
   if #gone > 0 then
-    redis.call('ZREM', KEYS[5], unpack(gone))
-    redis.call('ZREM', KEYS[3], unpack(gone))
-    redis.call('HDEL', KEYS[4], unpack(gone))
+    redis.call('ZREM', KEYS[4], unpack(gone))
+    redis.call('ZREM', KEYS[2], unpack(gone))
+    redis.call('HDEL', KEYS[3], unpack(gone))
   end
   return queued - #gone
 end
@@ -61,13 +92,9 @@ end
 -- room reports whether one more holder fits: under the candidate's own limit and under the limit of
 -- every current holder, so no holder ever shares the key with more than its own limit allows.
 local function room(limit)
-  local n = redis.call('ZCARD', KEYS[1])
-  room_n = n
-  if n >= limit then return false end
-  if n == 0 then return true end
-  for _, v in ipairs(redis.call('HVALS', KEYS[2])) do
-    local l = tonumber(string.match(v, '^%d+ (%d+)'))
-    if l and n >= l then return false end
+  if nh >= limit then return false end
+  for _, h in pairs(H) do
+    if nh >= h[2] then return false end
   end
   return true
 end
@@ -77,18 +104,18 @@ end
 -- the larger of the two delays apart. ttl bounds the first lease of a handed-off grant.
 -- It is called right after room() said yes.
 local function grant(rid, limit, delay, ttl, now)
-  if room_n == 0 then fresh[#fresh + 1] = 1; fresh[#fresh + 1] = 2 end
-  room_n = room_n + 1
-  local m = redis.call('HMGET', KEYS[6], 'next', 'last')
-  local start = math.max(now, tonumber(m[1]) or 0)
-  if m[2] then start = math.max(start, tonumber(m[2]) + delay) end
-  local token = redis.call('HINCRBY', KEYS[6], 'tok', 1)
-  redis.call('HSET', KEYS[6], 'next', fmt(start + delay), 'last', fmt(start), 'limit', fmt(limit), 'delay', fmt(delay))
+  local start = math.max(now, num('next'))
+  if M['last'] then start = math.max(start, num('last') + delay) end
+  local token = num('tok') + 1
+  set('tok', fmt(token))
+  set('next', fmt(start + delay))
+  set('last', fmt(start))
+  set('limit', fmt(limit))
+  set('delay', fmt(delay))
   local exp = start + ttl
   needs(exp)
   needs(start + delay)
-  redis.call('ZADD', KEYS[1], fmt(exp), rid)
-  redis.call('HSET', KEYS[2], rid, fmt(token) .. ' ' .. fmt(limit) .. ' ' .. fmt(start))
+  hold(rid, token, limit, start, exp)
   return token, start, exp
 end
 
@@ -101,34 +128,38 @@ end
 local function began(since, delay)
   if since < 0 then return end
   local at = math.ceil((now_us - since + 1) / 1000)
-  local m = redis.call('HMGET', KEYS[6], 'next', 'last')
-  if at > (tonumber(m[2]) or 0) then redis.call('HSET', KEYS[6], 'last', fmt(at)) end
-  if at + delay > (tonumber(m[1]) or 0) then
-    redis.call('HSET', KEYS[6], 'next', fmt(at + delay))
+  if at > num('last') then set('last', fmt(at)) end
+  if at + delay > num('next') then
+    set('next', fmt(at + delay))
     needs(at + delay)
   end
+end
+
+-- dequeue takes rid out of the three queue structures.
+local function dequeue(rid)
+  redis.call('ZREM', KEYS[2], rid)
+  redis.call('ZREM', KEYS[4], rid)
+  redis.call('HDEL', KEYS[3], rid)
 end
 
 -- pump hands free slots to the head of the queue, in arrival order, and pushes each grant to its
 -- waiter's channel: "rid token start wait ttl" (start absolute, wait and ttl relative to now, ms).
 -- queued is the queue's length; pump returns it as it leaves it.
 local function pump(now, queued)
+  for _, h in pairs(H) do -- a holder whose limit is reached admits nobody: spare the queue reads
+    if nh >= h[2] then return queued end
+  end
   while queued > 0 do
-    local head = redis.call('ZRANGE', KEYS[3], 0, 0)
-    local rid = head[1]
-    local p = redis.call('HGET', KEYS[4], rid)
+    local rid = redis.call('ZRANGE', KEYS[2], 0, 0)[1]
+    local p = redis.call('HGET', KEYS[3], rid)
     local limit, delay, lease, ttl, ch
     if p then limit, delay, lease, ttl, ch = string.match(p, '^(%d+) (%d+) (%d+) (%d+) (.+)$') end
     if not ch then
-      redis.call('ZREM', KEYS[3], rid)
-      redis.call('ZREM', KEYS[5], rid)
-      redis.call('HDEL', KEYS[4], rid)
+      dequeue(rid)
     else
       limit = tonumber(limit)
       if not room(limit) then return queued end
-      redis.call('ZREM', KEYS[3], rid)
-      redis.call('ZREM', KEYS[5], rid)
-      redis.call('HDEL', KEYS[4], rid)
+      dequeue(rid)
       -- A waiter may have died since its last heartbeat: its first lease lasts no longer than its
       -- waiter TTL, and the live client's first refresh extends it to the full lease.
       local token, start, exp = grant(rid, limit, tonumber(delay), math.min(tonumber(lease), tonumber(ttl)), now)
@@ -139,35 +170,42 @@ local function pump(now, queued)
   return 0
 end
 
--- touch keeps every key alive until the key's horizon: the latest lease, waiter deadline, gate or
--- backoff, plus one to two seconds. An idle key thus leaves nothing behind, and the gate outlives
--- idleness. Every existing key carries the expiry recorded in meta's hz; only when this script wrote
--- something later than hz - 1s are all six extended (to a whole second, so that happens about once a
--- second per busy key); otherwise only the keys this script created get hz.
-local function touch()
-  local hz = tonumber(redis.call('HGET', KEYS[6], 'hz'))
-  if hz and horizon + 1000 <= hz then
-    for _, i in ipairs(fresh) do redis.call('PEXPIREAT', KEYS[i], fmt(hz)) end
-    return
+-- flush writes this script's changes to meta and keeps every key alive until the key's horizon: the
+-- latest lease, waiter deadline, gate or backoff, plus one to two seconds. An idle key thus leaves
+-- nothing behind, and the gate outlives idleness. Every existing key carries the expiry recorded in
+-- hz; only when this script wrote something later than hz - 1s are they all extended (to a whole
+-- second, so that happens about once a second per busy key); otherwise only queue keys this script
+-- created get hz. With no holders and no waiters left (queued == 0), only meta remains, and it has to
+-- outlive the gate and the backoff only, so its expiry may shrink to that.
+local function flush(now, queued)
+  if nh ~= num('n') then set('n', fmt(nh)) end
+  local del = {}
+  for f in pairs(D) do del[#del + 1] = f end
+  if #del > 0 then redis.call('HDEL', KEYS[1], unpack(del)) end
+  local hz, at, all = tonumber(M['hz']), nil, false
+  if queued == 0 and nh == 0 then
+    at = math.max(now, num('next'), num('bo')) + 1000
+    if at == hz or not next(W) and not M['tok'] then at = nil end -- unchanged, or meta is gone
+  elseif not hz or horizon + 1000 > hz then
+    at, all = (math.floor(horizon / 1000) + 2) * 1000, queued > 0
   end
-  local at = fmt((math.floor(horizon / 1000) + 2) * 1000)
-  redis.call('HSET', KEYS[6], 'hz', at)
-  for i = 1, 6 do redis.call('PEXPIREAT', KEYS[i], at) end
-end
-
--- settle is touch for a key left with no holders and no waiters: only meta remains, and it has
--- to outlive the gate and the backoff only, so its expiry may shrink to that.
-local function settle(now)
-  local m = redis.call('HMGET', KEYS[6], 'next', 'bo', 'hz')
-  if not m[3] then return end -- meta does not exist (e.g. a replayed release of an expired key)
-  local at = fmt(math.max(now, tonumber(m[1]) or 0, tonumber(m[2]) or 0) + 1000)
-  redis.call('HSET', KEYS[6], 'hz', at)
-  redis.call('PEXPIREAT', KEYS[6], at)
+  if at then set('hz', fmt(at)) end
+  local args = {}
+  for f, v in pairs(W) do args[#args + 1] = f; args[#args + 1] = v end
+  if #args > 0 then redis.call('HSET', KEYS[1], unpack(args)) end
+  if at then redis.call('PEXPIREAT', KEYS[1], fmt(at)) end
+  if all or (fresh_queue and queued > 0) then
+    local q = fmt(at or hz)
+    for i = 2, 4 do redis.call('PEXPIREAT', KEYS[i], q) end
+  end
 end
 
 -- recheck is how long a waiter may sleep before the earliest lease could run out (at least 1 ms).
 local function recheck(now, heartbeat)
-  local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-  if first[2] then return math.max(1, math.min(heartbeat, tonumber(first[2]) - now + 1)) end
+  local first
+  for _, h in pairs(H) do
+    if not first or h[4] < first then first = h[4] end
+  end
+  if first then return math.max(1, math.min(heartbeat, first - now + 1)) end
   return heartbeat
 end

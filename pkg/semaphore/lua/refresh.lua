@@ -9,12 +9,12 @@
 local rid, token, lease = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local since, delay = tonumber(ARGV[4]) or -1, tonumber(ARGV[5]) or 0
 local now = now_ms()
-local queued = purge(now)
-local held, _, start = grant_fields(rid)
-if not held or held ~= token then return -1 end
-local exp = math.max(now, start) + lease
-redis.call('ZADD', KEYS[1], 'XX', fmt(exp), rid)
+load(now)
+local h = H[rid]
+if not h or h[1] ~= token then return -1 end
+local exp = math.max(now, h[3]) + lease
+hold(rid, h[1], h[2], h[3], exp)
 began(since, delay)
 needs(exp)
-touch()
+flush(now, redis.call('ZCARD', KEYS[2])) -- the queue's keys, if any, must share the extension
 return exp - now
