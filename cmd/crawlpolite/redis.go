@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/crawlpolite/crawlpolite/internal/redisurl"
 )
 
 // connect opens the --redis URL in every form the sidecar reads (cmd/sidecar/redis.go):
@@ -34,6 +36,9 @@ func parseRedis(url, password string) (redis.UniversalClient, error) {
 	base, kind, _ := strings.Cut(scheme, "+")
 	if base != "redis" && base != "rediss" {
 		return nil, fmt.Errorf("--redis: scheme %q: want redis, rediss, redis+sentinel or redis+cluster", scheme)
+	}
+	if kind == "cluster" || kind == "sentinel" {
+		rest = redisurl.SeedList(rest) // a,b,c: seed nodes or Sentinels, as addr parameters
 	}
 	plain := base + "://" + rest
 	u, err := neturl.Parse(plain)
