@@ -51,7 +51,7 @@ func TestPolicyChange(t *testing.T) {
 	}
 	runs := []*podRun{e.kubelet.pod(t, "crawl", "crawler-0"), e.kubelet.pod(t, "crawl", "crawler-1")}
 	time.Sleep(4 * time.Second)
-	must(t, e.c.Get(ctx, metav1ObjectKey("change"), cp))
+	must(t, e.c.Get(ctx, client.ObjectKey{Name: "change"}, cp))
 	cp.Spec.Rules[0].MaxConcurrency = ptr(int32(3))
 	edit := time.Now()
 	must(t, e.c.Update(ctx, cp))
@@ -81,8 +81,6 @@ func TestPolicyChange(t *testing.T) {
 	rep.verdict(t)
 	t.Logf("the origin saw the new limit %v after the edit", seen)
 }
-
-func metav1ObjectKey(name string) client.ObjectKey { return client.ObjectKey{Name: name} }
 
 var createDryRun = client.CreateOptions{DryRun: []string{metav1.DryRunAll}}
 
