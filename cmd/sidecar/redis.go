@@ -38,6 +38,18 @@ type redisConn struct {
 	sub    *redis.Client // cluster only: pub/sub on any live node
 }
 
+// oneServer is the sidecar's client of one Redis server (one node, or the primary Sentinel names).
+// Its Options method is how pkg/semaphore tells a single-server client from a cluster: on one
+// server the scripts of concurrent requests share pipelines (each still one script in one round
+// trip), which a cluster must not do (a pipeline waits for its slowest node).
+type oneServer struct {
+	*redisConn
+	c *redis.Client
+}
+
+// Options is the client's: one server (for Sentinel, the failover client's view of its primary).
+func (o oneServer) Options() *redis.Options { return o.c.Options() }
+
 // newRedis connects to the --redis URL; nil for an empty URL. Forms:
 //
 //	redis://[user:password@]host:port[/db]                     one server (rediss:// for TLS)
@@ -89,7 +101,7 @@ func parseRedis(url, password string) (redis.UniversalClient, error) {
 		}
 		c := redis.NewClient(o)
 		c.AddHook(health.Hook("", nil))
-		return &redisConn{UniversalClient: c, health: health}, nil
+		return oneServer{redisConn: &redisConn{UniversalClient: c, health: health}, c: c}, nil
 	case "sentinel":
 		o, err := redis.ParseFailoverURL(plain)
 		if err != nil {
@@ -102,7 +114,7 @@ func parseRedis(url, password string) (redis.UniversalClient, error) {
 		}
 		c := redis.NewFailoverClient(o)
 		c.AddHook(health.Hook("", nil))
-		return &redisConn{UniversalClient: c, health: health}, nil
+		return oneServer{redisConn: &redisConn{UniversalClient: c, health: health}, c: c}, nil
 	case "cluster":
 		o, err := redis.ParseClusterURL(plain)
 		if err != nil {
@@ -257,7 +269,10 @@ func failFast(q neturl.Values, maxRetries *int, read, write, dial *time.Duration
 
 // healthOf is the health view of a client from newRedis, nil for none.
 func healthOf(c redis.UniversalClient) *throttle.Health {
-	if r, ok := c.(*redisConn); ok {
+	switch r := c.(type) {
+	case *redisConn:
+		return r.health
+	case oneServer:
 		return r.health
 	}
 	return nil
