@@ -15,23 +15,31 @@ local rid = ARGV[1]
 local limit, delay, lease = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local ttl, maxq, heartbeat = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[8])
 
--- The fast path: no holder and nobody queued, which is most keys most of the time. It grants as the
+-- The fast path: nobody queued, rid not yet a holder, and room for one more under this caller's
+-- limit and the smallest limit of the holders (lmin), which is most acquires. It grants as the
 -- general path below would (see grant in common.lua), in five calls (at most three to find that it
--- does not apply) and without common.lua's helpers.
--- meta's n counts holders: exact, or too high after a holder's lease ran out (the general path then
--- drops it and corrects n), never too low.
+-- does not apply) and without common.lua's helpers. It does not look at the holders one by one:
+-- meta's n counts them (exact, or too high after a holder's lease ran out: the general path then
+-- drops it and corrects n; never too low) and lmin is at most the smallest limit among them (exact
+-- after the general path; a holder leaving only raises the true smallest), so both can only send a
+-- caller to the general path when it had room, never grant one that had none. A holder whose lease
+-- ran out therefore stays in meta until the general path runs, which it does at the latest when
+-- those holders fill the limit.
 local t = redis.call('TIME')
 local queued = redis.call('ZCARD', KEYS[2])
-local m = queued == 0 and redis.call('HMGET', KEYS[1], 'n', 'tok', 'next', 'last', 'hz')
+local m = queued == 0 and redis.call('HMGET', KEYS[1], 'n', 'tok', 'next', 'last', 'hz', 'lmin', '=' .. rid)
 do
-  if m and (tonumber(m[1]) or 0) == 0 then
+  local n = m and not m[7] and (tonumber(m[1]) or 0)
+  local lmin = n and n > 0 and (tonumber(m[6]) or 0)
+  if n and (n == 0 or (n < limit and n < lmin)) then
     local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
     local start = math.max(now, tonumber(m[3]) or 0)
-    if m[4] then start = math.max(start, tonumber(m[4]) + delay) end
+    if m[4] and delay > 0 then start = math.max(start, tonumber(m[4]) + delay) end
     local token, exp = (tonumber(m[2]) or 0) + 1, start + lease
     local f = string.format
-    local w = {'n', '1', 'tok', f('%d', token), 'next', f('%d', start + delay), 'last', f('%d', start),
-      'limit', ARGV[2], 'delay', ARGV[3], '=' .. rid, f('%d %d %d %d', token, limit, start, exp)}
+    local w = {'n', f('%d', n + 1), 'lmin', f('%d', math.min(lmin or limit, limit)), 'tok', f('%d', token),
+      'next', f('%d', start + delay), 'last', f('%d', start), 'limit', ARGV[2], 'delay', ARGV[3],
+      '=' .. rid, f('%d %d %d %d', token, limit, start, exp)}
     local hz, at = tonumber(m[5]), nil
     if not hz or math.max(exp, start + delay) + 1000 > hz then
       at = f('%d', (math.floor(math.max(exp, start + delay) / 1000) + 2) * 1000)

@@ -5,7 +5,8 @@
 --                         seq, tok, next (earliest next start), last (last start), bo (backoff until),
 --                         bl (backoff level), bid (last backoff event id), limit, delay (last granted),
 --                         hz (the expiry every existing key was given, ms), n (holders: exact, or too
---                         high while an expired holder is not yet dropped), and one field per holder:
+--                         high while an expired holder is not yet dropped), lmin (while n > 0: at most
+--                         the smallest limit among the holders), and one field per holder:
 --                         '=' .. rid -> "token limit start expiry" (ms, Redis server time)
 --   KEYS[2] queue   ZSET  rid -> arrival sequence      (FIFO order)
 --   KEYS[3] params  HASH  rid -> "limit delay lease ttl channel" of a waiter
@@ -101,11 +102,13 @@ end
 
 -- grant makes rid a holder. Its start is the later of now, the gate (previous start + its delay, or
 -- a backoff) and the previous start + this caller's own delay, so consecutive starts are at least
--- the larger of the two delays apart. ttl bounds the first lease of a handed-off grant.
+-- the larger of the two delays apart. A caller without a delay asks nothing of the previous start
+-- (which began may have rounded up to the next ms): only the gate holds it back.
+-- ttl bounds the first lease of a handed-off grant.
 -- It is called right after room() said yes.
 local function grant(rid, limit, delay, ttl, now)
   local start = math.max(now, num('next'))
-  if M['last'] then start = math.max(start, num('last') + delay) end
+  if delay > 0 and M['last'] then start = math.max(start, num('last') + delay) end
   local token = num('tok') + 1
   set('tok', fmt(token))
   set('next', fmt(start + delay))
@@ -124,12 +127,13 @@ end
 -- is rounded down; the report's travel only makes the start it implies later), here rounded up to
 -- the ms, so last and next move to at least that and that + the holder's delay: a grant made after
 -- this, in this script or a later one, starts no sooner than the delay after the start the origin
--- actually saw. Nothing moves back.
+-- actually saw. Nothing moves back. A holder without a delay leaves the gate alone: the start it
+-- implies is already past.
 local function began(since, delay)
   if since < 0 then return end
   local at = math.ceil((now_us - since + 1) / 1000)
   if at > num('last') then set('last', fmt(at)) end
-  if at + delay > num('next') then
+  if delay > 0 and at + delay > num('next') then
     set('next', fmt(at + delay))
     needs(at + delay)
   end
@@ -179,6 +183,11 @@ end
 -- outlive the gate and the backoff only, so its expiry may shrink to that.
 local function flush(now, queued)
   if nh ~= num('n') then set('n', fmt(nh)) end
+  local lmin
+  for _, h in pairs(H) do
+    if not lmin or h[2] < lmin then lmin = h[2] end
+  end
+  if lmin and lmin ~= num('lmin') then set('lmin', fmt(lmin)) end
   local del = {}
   for f in pairs(D) do del[#del + 1] = f end
   if #del > 0 then redis.call('HDEL', KEYS[1], unpack(del)) end

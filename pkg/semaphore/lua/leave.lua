@@ -9,32 +9,43 @@
 local rid, token = ARGV[1], tonumber(ARGV[2])
 local since, delay = tonumber(ARGV[3]) or -1, tonumber(ARGV[4]) or 0
 
--- The fast path: the only holder leaves a key nobody waits for, which is most releases. It does what
--- the general path below would (began, then settle the idle key: see flush in common.lua), in six
--- calls (at most three to find that it does not apply) and without common.lua's helpers.
+-- The fast path: a holder leaves a key nobody waits for, which is most releases. It does what the
+-- general path below would (began, then settle the key: see flush in common.lua), in five or six
+-- calls (at most three to find that it does not apply) and without common.lua's helpers. n (see
+-- acquire.lua) stays never too low, and lmin stays at most the smallest limit among the holders.
+-- The last holder leaving (n reaches 0) lets meta's expiry shrink to the gate; with holders left,
+-- the expiry already covers their leases and is only extended if the gate moved past it.
 local t = redis.call('TIME')
 local queued = redis.call('ZCARD', KEYS[2])
-local m = queued == 0 and redis.call('HMGET', KEYS[1], 'n', '=' .. rid, 'next', 'last', 'bo')
+local m = queued == 0 and redis.call('HMGET', KEYS[1], 'n', '=' .. rid, 'next', 'last', 'bo', 'hz')
 do
   local held, limit, start, exp
-  if m and m[1] == '1' and m[2] then held, limit, start, exp = string.match(m[2], '^(%d+) (%d+) (%d+) (%d+)$') end
+  if m and m[2] then held, limit, start, exp = string.match(m[2], '^(%d+) (%d+) (%d+) (%d+)$') end
   local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   if exp and tonumber(exp) > now then
     if token ~= 0 and tonumber(held) ~= token then return -1 end
     local f = string.format
+    local n = math.max(1, tonumber(m[1]) or 1) - 1
     local nxt, last = tonumber(m[3]) or 0, tonumber(m[4]) or 0
-    local w = {'n', '0'}
+    local w = {'n', f('%d', n)}
     if since >= 0 then -- began, in common.lua
       local at = math.ceil((tonumber(t[1]) * 1000000 + tonumber(t[2]) - since + 1) / 1000)
       if at > last then w[#w + 1] = 'last'; w[#w + 1] = f('%d', at) end
-      if at + delay > nxt then nxt = at + delay; w[#w + 1] = 'next'; w[#w + 1] = f('%d', nxt) end
+      if delay > 0 and at + delay > nxt then nxt = at + delay; w[#w + 1] = 'next'; w[#w + 1] = f('%d', nxt) end
     end
-    local at = f('%d', math.max(now, nxt, tonumber(m[5]) or 0) + 1000)
-    w[#w + 1] = 'hz'
-    w[#w + 1] = at
+    local at
+    if n == 0 then
+      at = f('%d', math.max(now, nxt, tonumber(m[5]) or 0) + 1000)
+    elseif nxt + 1000 > (tonumber(m[6]) or 0) then
+      at = f('%d', (math.floor(nxt / 1000) + 2) * 1000)
+    end
+    if at then
+      w[#w + 1] = 'hz'
+      w[#w + 1] = at
+    end
     redis.call('HDEL', KEYS[1], '=' .. rid)
     redis.call('HSET', KEYS[1], unpack(w))
-    redis.call('PEXPIREAT', KEYS[1], at)
+    if at then redis.call('PEXPIREAT', KEYS[1], at) end
     return 1
   end
 end
