@@ -26,8 +26,19 @@ type CA struct {
 	der  []byte
 	key  crypto.Signer
 
-	mu     sync.Mutex
-	leaves map[string]*tls.Certificate // by host name or IP, bounded by maxLeaves
+	// mint makes a leaf for a host: mintLeaf, or a test's hook around it.
+	mint func(host string) (*tls.Certificate, error)
+
+	mu      sync.Mutex
+	leaves  map[string]*tls.Certificate // by host name or IP, bounded by maxLeaves
+	minting map[string]*minting         // mints in flight, by host
+}
+
+// minting is one host's mint in flight; done is closed once cert and err are set.
+type minting struct {
+	done chan struct{}
+	cert *tls.Certificate
+	err  error
 }
 
 // maxLeaves bounds the minted-certificate cache; past it the cache starts over (minting is ~0.1 ms).
@@ -64,7 +75,9 @@ func NewCA() (*CA, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &CA{cert: cert, der: der, key: key, leaves: map[string]*tls.Certificate{}}, nil
+	ca := &CA{cert: cert, der: der, key: key, leaves: map[string]*tls.Certificate{}, minting: map[string]*minting{}}
+	ca.mint = ca.mintLeaf
+	return ca, nil
 }
 
 // systemRoots are the usual places of the system trust store (Debian, RHEL, Alpine).
@@ -99,13 +112,44 @@ func (c *CA) WriteFiles(dir string) error {
 }
 
 // Certificate returns a certificate for host (a DNS name or an IP literal) signed by the CA, minted
-// on first use and cached.
+// on first use and cached. A mint runs outside the lock, one per host at a time: callers asking for
+// a host being minted wait for that mint, and nobody else waits for it (a handshake for a cached
+// host, or a mint for another, goes ahead).
 func (c *CA) Certificate(host string) (*tls.Certificate, error) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if leaf, ok := c.leaves[host]; ok && time.Until(leaf.Leaf.NotAfter) > time.Hour {
+		c.mu.Unlock()
 		return leaf, nil
 	}
+	if m, ok := c.minting[host]; ok {
+		c.mu.Unlock()
+		<-m.done
+		return m.cert, m.err
+	}
+	m := &minting{done: make(chan struct{})}
+	c.minting[host] = m
+	c.mu.Unlock()
+	defer func() { // even if mint panics, so that no waiter is left behind
+		c.mu.Lock()
+		delete(c.minting, host)
+		if m.err == nil && m.cert != nil {
+			if len(c.leaves) >= maxLeaves {
+				clear(c.leaves)
+			}
+			c.leaves[host] = m.cert
+		}
+		c.mu.Unlock()
+		if m.cert == nil && m.err == nil {
+			m.err = fmt.Errorf("proxy: mint certificate for %s: no certificate", host)
+		}
+		close(m.done)
+	}()
+	m.cert, m.err = c.mint(host)
+	return m.cert, m.err
+}
+
+// mintLeaf makes a certificate for host with a fresh key, signed by the CA.
+func (c *CA) mintLeaf(host string) (*tls.Certificate, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, err
@@ -132,12 +176,7 @@ func (c *CA) Certificate(host string) (*tls.Certificate, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(c.leaves) >= maxLeaves {
-		clear(c.leaves)
-	}
-	cert := &tls.Certificate{Certificate: [][]byte{der, c.der}, PrivateKey: key, Leaf: leaf}
-	c.leaves[host] = cert
-	return cert, nil
+	return &tls.Certificate{Certificate: [][]byte{der, c.der}, PrivateKey: key, Leaf: leaf}, nil
 }
 
 func serial() *big.Int {

@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // newCAInDir creates a CA and writes its files into a fresh temporary directory.
@@ -103,4 +106,91 @@ func mustCert(t *testing.T, ca *CA, host string) *tls.Certificate {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// TestCAMintsOutsideTheLock: while a host's mint is slow (held here by a hook around the real
+// mint), a handshake for a cached host and a mint for another host go ahead, and every caller for
+// the slow host shares its one mint.
+func TestCAMintsOutsideTheLock(t *testing.T) {
+	ca, err := NewCA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cached := mustCert(t, ca, "cached.example")
+	entered, release := make(chan struct{}), make(chan struct{})
+	var slowMints atomic.Int32
+	mint := ca.mint
+	ca.mint = func(host string) (*tls.Certificate, error) {
+		if host == "slow.example" {
+			if slowMints.Add(1) == 1 {
+				close(entered)
+			}
+			<-release
+		}
+		return mint(host)
+	}
+	const waiters = 4
+	slow := make(chan *tls.Certificate, waiters)
+	for range waiters {
+		go func() {
+			c, err := ca.Certificate("slow.example")
+			if err != nil {
+				t.Error(err)
+			}
+			slow <- c
+		}()
+	}
+	<-entered
+
+	others := make(chan error, 1)
+	go func() {
+		c, err := ca.Certificate("cached.example")
+		if err == nil && c != cached {
+			err = errors.New("cached.example minted again")
+		}
+		if err == nil {
+			_, err = ca.Certificate("new.example")
+		}
+		others <- err
+	}()
+	select {
+	case err := <-others:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second): // a deadlock detector, not a timing assertion
+		close(release)
+		t.Fatal("a cached lookup and another host's mint waited for slow.example's mint")
+	}
+
+	close(release)
+	first := <-slow
+	for range waiters - 1 {
+		if c := <-slow; c != first {
+			t.Error("callers for one host got different certificates")
+		}
+	}
+	if n := slowMints.Load(); n != 1 {
+		t.Errorf("slow.example minted %d times by %d concurrent callers, want once", n, waiters)
+	}
+	if c := mustCert(t, ca, "slow.example"); c != first {
+		t.Error("slow.example's certificate was not cached")
+	}
+}
+
+// TestCAMintFailure: a failed mint is not cached, and its waiters get its error.
+func TestCAMintFailure(t *testing.T) {
+	ca, err := NewCA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mint, fail := ca.mint, errors.New("no entropy")
+	ca.mint = func(string) (*tls.Certificate, error) { return nil, fail }
+	if _, err := ca.Certificate("a.example"); !errors.Is(err, fail) {
+		t.Fatalf("got %v, want the mint's error", err)
+	}
+	ca.mint = mint
+	if _, err := ca.Certificate("a.example"); err != nil {
+		t.Fatalf("after a failed mint: %v", err)
+	}
 }

@@ -112,11 +112,11 @@ func (t *Throttle) Admit(ctx context.Context, r *http.Request) (proxy.Turn, erro
 	if err != nil {
 		return nil, t.refusal(ctx, err, l)
 	}
-	if late := time.Until(lease.Start) - (lim.WaitTimeout - time.Since(began)); late > 0 {
+	if late := time.Until(lease.Start()) - (lim.WaitTimeout - time.Since(began)); late > 0 {
 		// The start is beyond the wait the policy allows (a long backoff): do not sit on the slot.
 		t.release(sem, lease)
 		t.hosts.released(key, false)
-		return nil, waitTimeout(time.Until(lease.Start))
+		return nil, waitTimeout(time.Until(lease.Start()))
 	}
 	return &turn{t: t, sem: sem, lease: lease, label: label, began: began, pin: pin, backoffKey: hostKey}, nil
 }
@@ -196,7 +196,7 @@ func later(a, b time.Time) time.Time {
 
 func (t *Throttle) give(ctx context.Context, l *semaphore.Lease) {
 	if err := l.Release(ctx); err != nil {
-		t.log.Warn("release failed; the lease runs out by itself", "key", l.Key, "error", err.Error())
+		t.log.Warn("release failed; the lease runs out by itself", "key", l.Key(), "error", err.Error())
 	}
 }
 

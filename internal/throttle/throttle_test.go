@@ -203,7 +203,7 @@ func TestLateness(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if start := tu.(*turn).lease.Start; i > 0 && start.Before(sent.Add(50*time.Millisecond)) {
+		if start := tu.(*turn).lease.Start(); i > 0 && start.Before(sent.Add(50*time.Millisecond)) {
 			t.Errorf("turn %d starts %v after the previous request was sent, delay 50ms", i, start.Sub(sent))
 		}
 		if err := tu.Wait(ctx); err != nil {

@@ -35,7 +35,7 @@ func (u *turn) Wait(ctx context.Context) error {
 	}
 	u.t.metrics.wait.WithLabelValues(u.label).Observe(time.Since(u.began).Seconds())
 	u.t.metrics.inFlight.WithLabelValues(u.label).Inc()
-	u.t.hosts.started(u.lease.Key)
+	u.t.hosts.started(u.lease.Key())
 	u.started = true
 	return nil
 }
@@ -46,7 +46,7 @@ func (u *turn) Wait(ctx context.Context) error {
 func (u *turn) Sent() {
 	now := time.Now()
 	u.lease.Started(now)
-	u.sent.Do(func() { u.t.metrics.late.Observe(max(0, now.Sub(u.lease.Start)).Seconds()) })
+	u.sent.Do(func() { u.t.metrics.late.Observe(max(0, now.Sub(u.lease.Start())).Seconds()) })
 }
 
 // DialAddr implements proxy.DialPin.
@@ -77,7 +77,7 @@ func (u *turn) Release() {
 		if u.started {
 			u.t.metrics.inFlight.WithLabelValues(u.label).Dec()
 		}
-		u.t.hosts.released(u.lease.Key, u.started)
+		u.t.hosts.released(u.lease.Key(), u.started)
 		u.t.release(u.sem, u.lease)
 	})
 }

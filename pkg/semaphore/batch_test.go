@@ -56,12 +56,12 @@ func TestReleasesSharePipelines(t *testing.T) {
 			wg.Wait()
 			trips := rt.n.Load()
 			for _, le := range leases {
-				st, err := s.State(ctx, le.Key)
+				st, err := s.State(ctx, le.Key())
 				if err != nil {
 					t.Fatal(err)
 				}
 				if st.Holders != 0 {
-					t.Errorf("%s: %d holders after its release", le.Key, st.Holders)
+					t.Errorf("%s: %d holders after its release", le.Key(), st.Holders)
 				}
 			}
 			t.Logf("%d releases in %d round trips", n, trips)

@@ -180,7 +180,7 @@ func testFIFOProcesses(t *testing.T, b backend) {
 		waitForWaiters(t, s, "fifo", i+1)
 	}
 	mustRelease(t, holder)
-	last := holder.Token
+	last := holder.Token()
 	for i, h := range hs {
 		tok, err := strconv.ParseInt(h.expect(t, "granted", 10*time.Second)[0], 10, 64)
 		if err != nil {
@@ -328,7 +328,7 @@ func testStaleRelease(t *testing.T, b backend) {
 		t.Fatalf("refresh of an expired lease = %v, want lost", err)
 	}
 	// A release with the right request id but a wrong token is fenced off.
-	if err := s.RawLeave(ctx, "stale", fresh.ID, fresh.Token+1); err != nil {
+	if err := s.RawLeave(ctx, "stale", fresh.RequestID(), fresh.Token()+1); err != nil {
 		t.Fatal(err)
 	}
 	if g, err := s.RawAcquire(ctx, "stale", "third", l); err != nil || g.Status != 0 {
@@ -366,7 +366,7 @@ func testBackoff(t *testing.T, b backend) {
 	}
 	lease := mustAcquire(t, s, "bo", semaphore.Limits{Concurrency: 5})
 	// The backend counts in whole milliseconds, so its clock may read up to 1ms behind ours.
-	if early := before.Add(200*time.Millisecond - time.Millisecond).Sub(lease.Start); early > 0 {
+	if early := before.Add(200*time.Millisecond - time.Millisecond).Sub(lease.Start()); early > 0 {
 		t.Fatalf("lease starts %v before the backoff ends", early)
 	}
 	mustRelease(t, lease)
@@ -403,7 +403,7 @@ func testLateStart(t *testing.T, b backend) {
 	}
 	check := func(what string, began time.Time, next *semaphore.Lease, delay time.Duration) {
 		t.Helper()
-		if early := began.Add(delay).Sub(next.Start); early > 0 {
+		if early := began.Add(delay).Sub(next.Start()); early > 0 {
 			t.Fatalf("%s: starts %v before the delay after the previous actual start", what, early)
 		}
 	}
@@ -434,7 +434,7 @@ func testLateStart(t *testing.T, b backend) {
 	check("a newcomer after the release", began, third, l.Delay)
 	mustRelease(t, third) // never started: reports nothing, the gate stays where the grant put it
 	fourth := mustAcquire(t, s, "late", l)
-	if gap := fourth.Start.Sub(third.Start); gap > l.Delay+50*time.Millisecond {
+	if gap := fourth.Start().Sub(third.Start()); gap > l.Delay+50*time.Millisecond {
 		t.Fatalf("a release without a start moved the gate: %v after the previous start, delay %v", gap, l.Delay)
 	}
 	mustRelease(t, fourth)

@@ -40,3 +40,6 @@ func (s *Semaphore) LocalKeys() int {
 }
 
 func (s *Semaphore) Prefix() string { return s.opts.Prefix }
+
+// RequestID is the lease's request id, which the API keeps to itself.
+func (l *Lease) RequestID() string { return l.id }

@@ -76,14 +76,14 @@ func runHelper(mode string) int {
 		if err != nil {
 			return fail(err)
 		}
-		println(fmt.Sprintf("held %d", l.Token))
+		println(fmt.Sprintf("held %d", l.Token()))
 		select {}
 	case "wait":
 		l, err := s.Acquire(ctx, k.Name, k.Limits)
 		if err != nil {
 			return fail(err)
 		}
-		println(fmt.Sprintf("granted %d", l.Token))
+		println(fmt.Sprintf("granted %d", l.Token()))
 		time.Sleep(10 * time.Millisecond)
 		if err := l.Release(ctx); err != nil {
 			return fail(err)

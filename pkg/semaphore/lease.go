@@ -8,15 +8,16 @@ import (
 	"time"
 )
 
-// Lease is a granted slot. It refreshes itself while held; Lost is closed if it could not.
+// Lease is a granted slot on a key. It refreshes itself while held (Lost is closed if it could
+// not) until Release gives it back. Its identity (key, request id, fencing token) is fixed when it
+// is granted: Release and the refreshes present exactly what the backend granted. A Lease is safe
+// for concurrent use.
 type Lease struct {
-	Key   string
-	ID    string
-	Token int64     // fencing token, increasing per key while the key is active
-	Start time.Time // local time the request may start (the delay gate)
-	// Scheduled is the start on the backend's clock (Redis TIME), for observability. Clients never
-	// compare it with their own clock; Start is derived from a duration.
-	Scheduled time.Time
+	key       string
+	id        string // the request id: unguessable, so only this lease can release its grant
+	token     int64
+	start     time.Time
+	scheduled time.Time
 
 	s        *Semaphore
 	lost     context.Context // cancelled when the lease is lost
@@ -31,10 +32,10 @@ type Lease struct {
 
 func (s *Semaphore) newLease(key, rid string, lim Limits, g grant, received time.Time) *Lease {
 	l := &Lease{
-		Key: key, ID: rid, Token: g.token, Scheduled: g.scheduled,
+		key: key, id: rid, token: g.token, scheduled: g.scheduled,
 		// The grant was decided before it was received, so counting the wait from receipt can only
 		// start late, never early.
-		Start:   received.Add(g.wait),
+		start:   received.Add(g.wait),
 		s:       s,
 		delay:   lim.Delay,
 		expires: received.Add(g.ttl),
@@ -46,9 +47,25 @@ func (s *Semaphore) newLease(key, rid string, lim Limits, g grant, received time
 	return l
 }
 
+// Key returns the key the lease holds a slot on.
+func (l *Lease) Key() string { return l.key }
+
+// Token returns the lease's fencing token: it increases with every grant on the key while the key
+// has state in the backend (a key idle long enough to leave nothing behind starts again), so work
+// done under a lease can be fenced against a later holder's.
+func (l *Lease) Token() int64 { return l.token }
+
+// Start returns the local time the holder may start: the key's delay after the previous start. It
+// is derived from a duration the backend sent, never from comparing clocks.
+func (l *Lease) Start() time.Time { return l.start }
+
+// Scheduled returns the start on the backend's clock (Redis TIME; the local clock for NewLocal),
+// for observability only: compare it with other Scheduled values, not with the local clock.
+func (l *Lease) Scheduled() time.Time { return l.scheduled }
+
 // Wait sleeps until the lease's start. It returns ctx's error if ctx ends first.
 func (l *Lease) Wait(ctx context.Context) error {
-	d := time.Until(l.Start)
+	d := time.Until(l.start)
 	if d <= 0 {
 		return nil
 	}
@@ -71,7 +88,7 @@ func (l *Lease) Lost() <-chan struct{} { return l.lost.Done() }
 // on Lost, it costs nothing while the lease is held.
 func (l *Lease) AfterLost(f func()) (stop func() bool) { return context.AfterFunc(l.lost, f) }
 
-// Started records when the caller's work actually began, at or after Start: a caller let go late
+// Started records when the caller's work actually began, at or after Start(): a caller let go late
 // (its process starved of CPU, stopped, throttled) starts later than the gate decided. The release
 // and every refresh that follow report it, and the backend moves the key's next start to at least
 // at + the lease's delay before it grants another slot in the same script: with a concurrency of
@@ -114,8 +131,8 @@ func (l *Lease) Release(ctx context.Context) error {
 	}
 	st := l.startedLocked()
 	l.mu.Unlock()
-	if err := l.s.st.leave(ctx, l.Key, l.ID, l.Token, st); err != nil {
-		return fmt.Errorf("%w: release %q: %w", ErrUnavailable, l.Key, err)
+	if err := l.s.st.leave(ctx, l.key, l.id, l.token, st); err != nil {
+		return fmt.Errorf("%w: release %q: %w", ErrUnavailable, l.key, err)
 	}
 	return nil
 }
@@ -140,7 +157,7 @@ func (l *Lease) refresh() {
 	st, expires := l.startedLocked(), l.expires
 	l.mu.Unlock()
 	ctx, cancel := context.WithDeadline(context.Background(), expires)
-	left, err := l.s.st.refresh(ctx, l.Key, l.ID, l.Token, st)
+	left, err := l.s.st.refresh(ctx, l.key, l.id, l.token, st)
 	cancel()
 	now := time.Now()
 	l.mu.Lock()

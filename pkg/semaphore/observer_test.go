@@ -56,7 +56,7 @@ func hammer(ctx context.Context, s *semaphore.Semaphore, keys []keySpec, workers
 					return
 				}
 				ev := event{Key: k.Name, Limit: k.Limits.Concurrency, Delay: k.Limits.Delay, Proc: proc,
-					Acq: acq, Start: time.Now().UnixNano(), Sched: l.Scheduled.UnixNano(), Token: l.Token}
+					Acq: acq, Start: time.Now().UnixNano(), Sched: l.Scheduled().UnixNano(), Token: l.Token()}
 				time.Sleep(time.Duration(rand.IntN(3000)) * time.Microsecond)
 				ev.End = time.Now().UnixNano()
 				if err := l.Release(context.Background()); err != nil {

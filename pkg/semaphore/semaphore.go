@@ -142,8 +142,10 @@ type Semaphore struct {
 	inProcess   bool
 }
 
-// InProcess reports whether the backend lives in this process (NewLocal): its calls never block on
-// a network, so callers may make them inline rather than in the background.
+// InProcess reports whether the backend lives in this process (NewLocal). Its calls then never
+// wait on a network and cost less than starting a goroutine, so a caller handed a Semaphore it did
+// not construct (one of a Redis semaphore and its in-process fallback, say) can release inline
+// what it would otherwise release in the background.
 func (s *Semaphore) InProcess() bool { return s.inProcess }
 
 // Acquire waits for a slot on key and returns its lease. It returns ErrQueueFull when the key's queue
