@@ -36,7 +36,7 @@ func TestMain(m *testing.M) {
 func runCacheHelper() int {
 	c := redis.NewClient(&redis.Options{Addr: os.Getenv("ROBOTS_REDIS")})
 	defer c.Close()
-	cache := NewCache(&Fetcher{Client: http.DefaultClient}, CacheOptions{Redis: c, Prefix: os.Getenv("ROBOTS_PREFIX")})
+	cache := NewCache(&Fetcher{Client: http.DefaultClient}, CacheOptions{Store: NewRedisStore(c, os.Getenv("ROBOTS_PREFIX"))})
 	results := make(chan string, 8)
 	for range 8 {
 		go func() {
@@ -141,6 +141,28 @@ func TestCacheCallerGone(t *testing.T) {
 	}
 }
 
+// TestCacheResultsAreCopies: what one caller does to its Result does not reach the next caller, and
+// the shared Rules cannot be overwritten through UnmarshalText.
+func TestCacheResultsAreCopies(t *testing.T) {
+	srv, hits := origin(t, 200, 0)
+	c := NewCache(&Fetcher{Client: srv.Client()}, CacheOptions{})
+	r := c.Get(t.Context(), srv.URL)
+	if r.Status != Fetched || r.For("x").Allowed("/private") {
+		t.Fatalf("got %v (%v), want the fetched file", r.Status, r.Err)
+	}
+	r.Status, r.Err, r.TTL = Unavailable, errors.New("changed by a caller"), 0
+	if err := r.Rules.UnmarshalText([]byte("user-agent: *\nallow: /\n")); err == nil {
+		t.Error("UnmarshalText overwrote the cached rules")
+	}
+	again := c.Get(t.Context(), srv.URL)
+	if again.Status != Fetched || again.Err != nil || again.TTL <= 0 || again.For("x").Allowed("/private") {
+		t.Fatalf("the next caller got %v ttl %v (%v): a caller's change reached it", again.Status, again.TTL, again.Err)
+	}
+	if n := hits.Load(); n != 1 {
+		t.Fatalf("%d fetches, want 1", n)
+	}
+}
+
 func TestCacheFailures(t *testing.T) {
 	srv, hits := origin(t, 503, 0)
 	c := NewCache(&Fetcher{Client: srv.Client(), FailureTTL: 200 * time.Millisecond}, CacheOptions{})
@@ -196,7 +218,7 @@ func TestCacheOneFetchAcrossProcesses(t *testing.T) {
 	}
 	client := redis.NewClient(&redis.Options{Addr: rs.Addr})
 	defer client.Close()
-	cache := NewCache(&Fetcher{Client: srv.Client()}, CacheOptions{Redis: client, Prefix: prefix})
+	cache := NewCache(&Fetcher{Client: srv.Client()}, CacheOptions{Store: NewRedisStore(client, prefix)})
 	var wg sync.WaitGroup
 	for range 8 {
 		wg.Add(1)
@@ -237,7 +259,7 @@ func BenchmarkCacheMemory100k(b *testing.B) {
 		runtime.ReadMemStats(&before)
 		for i := range 100_000 {
 			c.mu.Lock()
-			c.putLocked(fmt.Sprintf("https://host%d.example", i), &Result{Status: Fetched, Rules: Parse([]byte(body)), TTL: time.Hour}, time.Hour, 0)
+			c.putLocked(fmt.Sprintf("https://host%d.example", i), Result{Status: Fetched, Rules: Parse([]byte(body)), TTL: time.Hour}, time.Hour, 0)
 			c.mu.Unlock()
 		}
 		runtime.GC()

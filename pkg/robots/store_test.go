@@ -84,8 +84,8 @@ func TestStoreAgrees(t *testing.T) {
 			elsewhere := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { strayFetches.Add(1) }))
 			defer elsewhere.Close()
 			prefix := fmt.Sprintf("robots-store-%d", time.Now().UnixNano())
-			fetching := NewCache(&Fetcher{Client: srv.Client()}, CacheOptions{Redis: client, Prefix: prefix})
-			reading := NewCache(&Fetcher{Client: elsewhere.Client()}, CacheOptions{Redis: client, Prefix: prefix})
+			fetching := NewCache(&Fetcher{Client: srv.Client()}, CacheOptions{Store: NewRedisStore(client, prefix)})
+			reading := NewCache(&Fetcher{Client: elsewhere.Client()}, CacheOptions{Store: NewRedisStore(client, prefix)})
 			a := fetching.Get(context.Background(), srv.URL)
 			b := reading.Get(context.Background(), srv.URL)
 			if a.Status != Fetched || b.Status != Fetched {
@@ -168,7 +168,7 @@ func TestDecodeBounds(t *testing.T) {
 	}
 	runtime.ReadMemStats(&ms)
 	before = ms.TotalAlloc
-	c := NewCache(&Fetcher{Client: srv.Client()}, CacheOptions{Redis: client, Prefix: prefix})
+	c := NewCache(&Fetcher{Client: srv.Client()}, CacheOptions{Store: NewRedisStore(client, prefix)})
 	if r := c.Get(context.Background(), srv.URL); r.Status != Fetched || r.For("x").Allowed("/private") {
 		t.Fatalf("got %v (%v)", r.Status, r.Err)
 	}
