@@ -115,7 +115,7 @@ func ExampleSemaphore_Backoff() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer lease.Release(ctx)
+	defer func() { _ = lease.Release(ctx) }()
 	fmt.Println("start at least 25s away:", time.Until(lease.Start()) > 25*time.Second)
 	// Output:
 	// first backoff 1s
@@ -142,7 +142,7 @@ func ExampleNewRedis() {
 	} else if err != nil {
 		log.Fatal(err)
 	}
-	defer lease.Release(ctx)
+	defer func() { _ = lease.Release(ctx) }()
 	if err := lease.Wait(ctx); err != nil {
 		log.Fatal(err)
 	}
