@@ -103,7 +103,7 @@ func TestCacheLocal(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if r := c.Get(context.Background(), srv.URL); r.Status != Fetched || r.For("x").Allowed("/private") {
+			if r := c.Get(t.Context(), srv.URL); r.Status != Fetched || r.For("x").Allowed("/private") {
 				t.Errorf("got %v", r.Status)
 			}
 		}()
@@ -112,12 +112,12 @@ func TestCacheLocal(t *testing.T) {
 	if n := hits.Load(); n != 1 {
 		t.Fatalf("%d fetches for 20 concurrent callers, want 1", n)
 	}
-	c.Get(context.Background(), srv.URL)
+	c.Get(t.Context(), srv.URL)
 	if n := hits.Load(); n != 1 {
 		t.Fatalf("fresh entry fetched again (%d)", n)
 	}
 	time.Sleep(350 * time.Millisecond)
-	c.Get(context.Background(), srv.URL)
+	c.Get(t.Context(), srv.URL)
 	if n := hits.Load(); n != 2 {
 		t.Fatalf("expired entry not fetched again (%d fetches)", n)
 	}
@@ -128,12 +128,12 @@ func TestCacheLocal(t *testing.T) {
 func TestCacheCallerGone(t *testing.T) {
 	srv, hits := origin(t, 200, 200*time.Millisecond)
 	c := NewCache(&Fetcher{Client: srv.Client()}, CacheOptions{})
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
 	defer cancel()
 	if r := c.Get(ctx, srv.URL); r.Status != Unreachable || r.Err == nil {
 		t.Fatalf("cancelled caller got %v, want Unreachable with its context's error", r.Status)
 	}
-	if r := c.Get(context.Background(), srv.URL); r.Status != Fetched {
+	if r := c.Get(t.Context(), srv.URL); r.Status != Fetched {
 		t.Fatalf("next caller got %v (%v), want the fetched file", r.Status, r.Err)
 	}
 	if n := hits.Load(); n != 1 {
@@ -167,7 +167,7 @@ func TestCacheFailures(t *testing.T) {
 	srv, hits := origin(t, 503, 0)
 	c := NewCache(&Fetcher{Client: srv.Client(), FailureTTL: 200 * time.Millisecond}, CacheOptions{})
 	for range 3 {
-		if r := c.Get(context.Background(), srv.URL); r.Status != Unreachable || r.For("x").Allowed("/public") {
+		if r := c.Get(t.Context(), srv.URL); r.Status != Unreachable || r.For("x").Allowed("/public") {
 			t.Fatalf("503 gave %v", r.Status)
 		}
 	}
@@ -175,14 +175,14 @@ func TestCacheFailures(t *testing.T) {
 		t.Fatalf("a failure was fetched %d times within its TTL, want 1", n)
 	}
 	time.Sleep(250 * time.Millisecond)
-	if r := c.Get(context.Background(), srv.URL); r.TTL != 400*time.Millisecond {
+	if r := c.Get(t.Context(), srv.URL); r.TTL != 400*time.Millisecond {
 		t.Fatalf("second consecutive failure cached %v, want doubled to 400ms", r.TTL)
 	}
 	if n := hits.Load(); n != 2 {
 		t.Fatalf("failure not retried after its TTL (%d fetches)", n)
 	}
 	time.Sleep(250 * time.Millisecond)
-	c.Get(context.Background(), srv.URL)
+	c.Get(t.Context(), srv.URL)
 	if n := hits.Load(); n != 2 {
 		t.Fatalf("retried before the doubled TTL ran out (%d fetches)", n)
 	}
@@ -192,7 +192,7 @@ func TestCacheByteBudget(t *testing.T) {
 	srv, _ := origin(t, 200, 0)
 	c := NewCache(&Fetcher{Client: srv.Client()}, CacheOptions{MaxBytes: 4096})
 	for i := range 100 {
-		c.Get(context.Background(), fmt.Sprintf("%s/h%d", srv.URL, i)) // distinct keys, same origin
+		c.Get(t.Context(), fmt.Sprintf("%s/h%d", srv.URL, i)) // distinct keys, same origin
 	}
 	hosts, bytes := c.Len()
 	if bytes > 4096 || hosts == 0 || hosts >= 100 {
@@ -224,7 +224,7 @@ func TestCacheOneFetchAcrossProcesses(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if r := cache.Get(context.Background(), srv.URL); r.Status != Fetched || r.For("bot").Allowed("/private") {
+			if r := cache.Get(t.Context(), srv.URL); r.Status != Fetched || r.For("bot").Allowed("/private") {
 				t.Errorf("here: %v", r.Status)
 			}
 		}()
@@ -244,7 +244,7 @@ func TestCacheOneFetchAcrossProcesses(t *testing.T) {
 	if n := hits.Load(); n != 1 {
 		t.Fatalf("origin fetched %d times by 16 callers in 2 processes, want 1", n)
 	}
-	if d := cache.Get(context.Background(), srv.URL).For("bot").CrawlDelay(); d != 200*time.Millisecond {
+	if d := cache.Get(t.Context(), srv.URL).For("bot").CrawlDelay(); d != 200*time.Millisecond {
 		t.Fatalf("crawl delay through the shared cache: %v", d)
 	}
 }
@@ -290,14 +290,14 @@ func TestCachePanic(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r := c.Get(context.Background(), "http://panic.example")
+			r := c.Get(t.Context(), "http://panic.example")
 			if r.Status != Unreachable || !errors.Is(r.Err, ErrInternal) || r.For("x").Allowed("/") {
 				t.Errorf("got %v (%v), want Unreachable with ErrInternal", r.Status, r.Err)
 			}
 		}()
 	}
 	wg.Wait()
-	c.Get(context.Background(), "http://panic.example")
+	c.Get(t.Context(), "http://panic.example")
 	if panics.Load() != 1 || trips.Load() != 1 {
 		t.Fatalf("%d panics reported for %d fetches, want 1 and 1 (the failure cached)", panics.Load(), trips.Load())
 	}
@@ -321,7 +321,7 @@ func TestCacheMaxFetches(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if r := c.Get(context.Background(), fmt.Sprintf("%s/h%d", srv.URL, i)); r.Status != Fetched {
+			if r := c.Get(t.Context(), fmt.Sprintf("%s/h%d", srv.URL, i)); r.Status != Fetched {
 				t.Errorf("got %v", r.Status)
 			}
 		}()
