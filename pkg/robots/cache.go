@@ -273,7 +273,7 @@ func (c *Cache) removeLocked(el *list.Element) {
 
 // The shared form of a result: "v2 STATUS CODE\n" and, when Fetched, the rules as MarshalText
 // writes them, deflated. MarshalText is lossless (normal-form patterns, exact delays) and is read
-// back whole, so every pod reading it decides every path as the pod that fetched the file; v1, which
+// back whole, so every process reading it decides every path as the one that fetched the file; v1, which
 // Parse cut at MaxSize, is not read.
 //
 // The stored value is not trusted to be small: values of maxEncoded bytes or more are ignored

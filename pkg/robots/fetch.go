@@ -19,7 +19,7 @@ type Status int
 const (
 	// Fetched: 2xx; the body's rules apply.
 	Fetched Status = iota
-	// Unavailable: 4xx (but 429), or too many redirects; the crawler may access everything.
+	// Unavailable: 4xx other than 429, or too many redirects; the crawler may access everything.
 	Unavailable
 	// Unreachable: 5xx, 429, timeout or network error; the crawler must assume everything disallowed.
 	Unreachable
@@ -73,13 +73,15 @@ type Turn interface {
 // MaxHeaderBytes bounds a robots.txt response head, as MaxSize bounds its body.
 const MaxHeaderBytes = 64 << 10
 
-// Fetcher fetches robots.txt files. The zero value is usable: it fetches through a transport of
-// its own, with no destination guard and no gate.
+// Fetcher fetches robots.txt files. The zero value is usable: it fetches through
+// http.DefaultTransport, with no gate. Set its fields before the first Fetch and do not change them
+// while fetches are running; it is then safe for concurrent use.
 type Fetcher struct {
-	// Client sends the requests; in the sidecar it is the same guarded upstream transport as crawler
-	// traffic. Its redirect policy is bypassed: the Fetcher follows redirects itself. When its
-	// Transport is an *http.Transport without a head limit of at most MaxHeaderBytes, a copy with
-	// that limit is used.
+	// Client sends the requests (http.DefaultTransport when nil); a crawler that guards where it
+	// connects should pass the client its own requests use, as a robots.txt may redirect anywhere.
+	// Its redirect policy is bypassed: the Fetcher follows redirects itself. When its Transport is
+	// an *http.Transport without a head limit of at most MaxHeaderBytes, a copy with that limit is
+	// used.
 	Client *http.Client
 	// Gate, when set, is asked for a turn before every request, the first and each redirect hop (a
 	// redirect may point at another host, which is owed the same politeness). An error, from Gate or
