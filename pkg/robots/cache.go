@@ -113,21 +113,25 @@ func (c *Cache) Get(ctx context.Context, base string) Result {
 
 	// The lookup is shared by every caller and cached, so it must not fail because the caller that
 	// started it went away: it runs detached, bounded by the fetch timeout and ClaimWait.
-	go func() {
-		res, ttl := c.loadRecovered(context.WithoutCancel(ctx), base, failures)
-		c.mu.Lock()
-		delete(c.inflight, base)
-		if res.Status == Unreachable {
-			failures++
-		} else {
-			failures = 0
-		}
-		c.putLocked(base, res, ttl, failures)
-		c.mu.Unlock()
-		cl.res = res
-		close(cl.done)
-	}()
+	go c.lookup(context.WithoutCancel(ctx), base, failures, cl)
 	return c.await(ctx, cl)
+}
+
+// lookup loads base for cl and caches the result. (A closure in Get would move failures to the
+// heap on every call, cache hits included.)
+func (c *Cache) lookup(ctx context.Context, base string, failures int, cl *call) {
+	res, ttl := c.loadRecovered(ctx, base, failures)
+	c.mu.Lock()
+	delete(c.inflight, base)
+	if res.Status == Unreachable {
+		failures++
+	} else {
+		failures = 0
+	}
+	c.putLocked(base, res, ttl, failures)
+	c.mu.Unlock()
+	cl.res = res
+	close(cl.done)
 }
 
 // await waits for an in-flight lookup, or returns an Unreachable result with ctx's error.
