@@ -20,30 +20,16 @@ import (
 var errNotCached = errors.New("not in the shared cache")
 
 // readOnly is the sidecars' robots.txt cache in Redis with every write refused: a lookup reads the
-// shared entry (GETRANGE, PTTL) and, on a miss, fails its fetch claim at once instead of claiming.
-type readOnly struct{ c redis.UniversalClient }
+// shared entry and, on a miss, fails its fetch claim at once instead of claiming.
+type readOnly struct{ robots.Store }
 
 var errReadOnly = errors.New("crawlpolite: read-only")
 
-func (r readOnly) GetRange(ctx context.Context, key string, start, end int64) *redis.StringCmd {
-	return r.c.GetRange(ctx, key, start, end)
+func (readOnly) Save(context.Context, string, string, time.Duration) error { return errReadOnly }
+func (readOnly) Claim(context.Context, string, time.Duration) (bool, error) {
+	return false, errReadOnly
 }
-func (r readOnly) PTTL(ctx context.Context, key string) *redis.DurationCmd { return r.c.PTTL(ctx, key) }
-func (r readOnly) Set(ctx context.Context, key string, _ any, _ time.Duration) *redis.StatusCmd {
-	cmd := redis.NewStatusCmd(ctx, "set", key)
-	cmd.SetErr(errReadOnly)
-	return cmd
-}
-func (r readOnly) SetNX(ctx context.Context, key string, _ any, _ time.Duration) *redis.BoolCmd {
-	cmd := redis.NewBoolCmd(ctx, "set", key)
-	cmd.SetErr(errReadOnly)
-	return cmd
-}
-func (r readOnly) Del(ctx context.Context, keys ...string) *redis.IntCmd {
-	cmd := redis.NewIntCmd(ctx, "del")
-	cmd.SetErr(errReadOnly)
-	return cmd
-}
+func (readOnly) Unclaim(context.Context, string) error { return errReadOnly }
 
 // cachedRobots is a host's entry in the shared robots.txt cache.
 type cachedRobots struct {
@@ -55,7 +41,7 @@ type cachedRobots struct {
 // lookupRobots reads base's ("https://example.com") robots.txt from the shared cache only.
 func lookupRobots(ctx context.Context, rdb redis.UniversalClient, base string) (cachedRobots, error) {
 	f := &robots.Fetcher{Gate: func(context.Context, *url.URL) (robots.Turn, error) { return nil, errNotCached }}
-	cache := robots.NewCache(f, robots.CacheOptions{Redis: readOnly{rdb}})
+	cache := robots.NewCache(f, robots.CacheOptions{Store: readOnly{robots.NewRedisStore(rdb, "")}})
 	res := cache.Get(ctx, base)
 	if errors.Is(res.Err, errNotCached) {
 		if err := rdb.Ping(ctx).Err(); err != nil { // a miss, or Redis down?
@@ -63,7 +49,7 @@ func lookupRobots(ctx context.Context, rdb redis.UniversalClient, base string) (
 		}
 		return cachedRobots{base: base}, nil
 	}
-	return cachedRobots{base: base, res: res, expiresIn: res.TTL}, nil
+	return cachedRobots{base: base, res: &res, expiresIn: res.TTL}, nil
 }
 
 // status is the entry's status as top and explain name it.

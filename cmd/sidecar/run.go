@@ -82,7 +82,11 @@ func run(ctx context.Context, o Options) error {
 	up := proxy.NewUpstream(popts, guard)
 	var srv *proxy.Server // set below, before anything is served
 	fetcher := &robots.Fetcher{Client: up.Client(), UserAgent: o.UserAgent}
-	cache := robots.NewCache(fetcher, robots.CacheOptions{Redis: newRobotsRedis(rdb), MaxBytes: robotsBytes,
+	var robotsStore robots.Store // shared with the other sidecars through Redis, when there is one
+	if rc := newRobotsRedis(rdb); rc != nil {
+		robotsStore = robots.NewRedisStore(rc, "")
+	}
+	cache := robots.NewCache(fetcher, robots.CacheOptions{Store: robotsStore, MaxBytes: robotsBytes,
 		OnPanic: func(v any) { srv.RecordPanic("robots", v) }})
 	thr, err := throttle.New(sem, fallback, cache, pol, log, reg)
 	if err != nil {

@@ -27,7 +27,7 @@ import (
 // first one's Secret instead of issuing its own.
 func TestSelf(t *testing.T) {
 	c := cluster(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	none := admissionregistrationv1.SideEffectClassNone
 	whc := &admissionregistrationv1.MutatingWebhookConfiguration{
 		ObjectMeta: metav1.ObjectMeta{Name: "crawlpolite"},
@@ -149,7 +149,7 @@ func cluster(t *testing.T) client.Client {
 func secret(t *testing.T, c client.Client) *corev1.Secret {
 	t.Helper()
 	var s corev1.Secret
-	if err := c.Get(context.Background(), types.NamespacedName{Namespace: "crawlpolite-system", Name: "crawlpolite-webhook-tls"}, &s); err != nil {
+	if err := c.Get(t.Context(), types.NamespacedName{Namespace: "crawlpolite-system", Name: "crawlpolite-webhook-tls"}, &s); err != nil {
 		t.Fatal(err)
 	}
 	return &s
@@ -172,7 +172,7 @@ func serving(t *testing.T, s *corev1.Secret) *x509.Certificate {
 // still serving a certificate from it stay trusted until they pick up the new one.
 func TestCARenewal(t *testing.T) {
 	c := cluster(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	now := time.Now()
 	s := &certs.Self{Client: c, Namespace: "crawlpolite-system", SecretName: "crawlpolite-webhook-tls", Service: "crawlpolite-webhook",
 		CertDir: t.TempDir(), Validity: 24 * time.Hour, Now: func() time.Time { return now }}

@@ -54,18 +54,15 @@ func TestCAMintsTrustedCertificates(t *testing.T) {
 		t.Fatal("bundle does not parse")
 	}
 	for _, host := range []string{"example.com", "xn--bcher-kva.example", "127.0.0.1", "::1"} {
-		cert, err := ca.Certificate(host)
-		if err != nil {
-			t.Fatal(err)
-		}
-		opts := x509.VerifyOptions{Roots: pool, DNSName: host}
-		if _, err := cert.Leaf.Verify(opts); err != nil {
-			t.Errorf("%s: %v", host, err)
-		}
-		again, _ := ca.Certificate(host)
-		if again != cert {
-			t.Errorf("%s: minted twice", host)
-		}
+		t.Run(host, func(t *testing.T) {
+			cert := mustCert(t, ca, host)
+			if _, err := cert.Leaf.Verify(x509.VerifyOptions{Roots: pool, DNSName: host}); err != nil {
+				t.Error(err)
+			}
+			if again := mustCert(t, ca, host); again != cert {
+				t.Error("minted twice")
+			}
+		})
 	}
 	if _, err := mustCert(t, ca, "example.com").Leaf.Verify(x509.VerifyOptions{Roots: pool, DNSName: "other.com"}); err == nil {
 		t.Error("a certificate for example.com verified for other.com")

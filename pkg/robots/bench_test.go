@@ -145,3 +145,40 @@ func BenchmarkWorstLookup(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkCacheGetHit is the request path's lookup of a cached host (Get and the agent's group),
+// serially and from every core at once.
+func BenchmarkCacheGetHit(b *testing.B) {
+	body := []byte("User-agent: *\nDisallow: /admin/\nDisallow: /*?session=\nAllow: /admin/public\nCrawl-delay: 1\n")
+	c := NewCache(&Fetcher{}, CacheOptions{})
+	bases := make([]string, 1000)
+	for i := range bases {
+		bases[i] = fmt.Sprintf("https://host%d.example", i)
+		c.mu.Lock()
+		c.putLocked(bases[i], Result{Status: Fetched, Rules: Parse(body), TTL: time.Hour}, time.Hour, 0)
+		c.mu.Unlock()
+	}
+	ctx := b.Context()
+	b.Run("serial", func(b *testing.B) {
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			if c.Get(ctx, bases[i%len(bases)]).For("bot") == nil {
+				b.Fatal("no group")
+			}
+			i++
+		}
+	})
+	b.Run("parallel", func(b *testing.B) {
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			i := 0
+			for pb.Next() {
+				if c.Get(ctx, bases[i%len(bases)]).For("bot") == nil {
+					b.Fatal("no group")
+				}
+				i++
+			}
+		})
+	})
+}

@@ -12,23 +12,11 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 )
-
-// RedisClient is what the cache needs of go-redis.
-type RedisClient interface {
-	GetRange(ctx context.Context, key string, start, end int64) *redis.StringCmd
-	PTTL(ctx context.Context, key string) *redis.DurationCmd
-	Set(ctx context.Context, key string, value any, expiration time.Duration) *redis.StatusCmd
-	SetNX(ctx context.Context, key string, value any, expiration time.Duration) *redis.BoolCmd
-	Del(ctx context.Context, keys ...string) *redis.IntCmd
-}
 
 // CacheOptions configure a Cache. Zero values take the defaults.
 type CacheOptions struct {
-	Redis     RedisClient   // shared cache and fetch claims; nil for a local cache only
-	Prefix    string        // Redis key prefix; default "crawlpolite:robots"
+	Store     Store         // the cache shared with other processes, and its fetch claims; nil for none
 	MaxBytes  int           // budget of the local cache; default 64 MiB
 	ClaimWait time.Duration // how long a loser of the fetch claim waits for the winner; default the fetch timeout + 1s
 	Poll      time.Duration // how often a waiting loser looks for the winner's result; default 50ms
@@ -43,11 +31,13 @@ type CacheOptions struct {
 // ErrInternal: a lookup failed on a bug of this package (a recovered panic), not on the site.
 var ErrInternal = errors.New("robots: internal error")
 
-// Cache holds robots.txt results: an LRU in this process in front of a cache shared through Redis,
-// so each host's robots.txt is fetched once per TTL for the whole cluster. On a miss the process that
-// wins a SET NX PX claim fetches; the others wait for its result, or after ClaimWait fetch themselves.
+// Cache holds robots.txt results: an LRU in this process in front of an optional Store shared with
+// other processes, so each host's robots.txt is fetched once per TTL by all of them. On a miss in
+// both, the process that takes the store's claim fetches; the others wait for its result, or after
+// ClaimWait fetch themselves. Within a process there is one lookup per host at a time. A Cache is
+// safe for concurrent use.
 type Cache struct {
-	fetch      func(ctx context.Context, base string) *Result
+	fetch      func(ctx context.Context, base string) Result
 	failureTTL time.Duration
 	opts       CacheOptions
 	fetches    chan struct{} // a token per fetch in flight
@@ -61,7 +51,7 @@ type Cache struct {
 
 type entry struct {
 	base     string
-	res      *Result
+	res      Result
 	expires  time.Time
 	size     int
 	failures int // consecutive Unreachable results for this host
@@ -72,13 +62,13 @@ const maxFailureTTL = time.Hour
 
 type call struct {
 	done chan struct{}
-	res  *Result
+	res  Result
 }
 
-// NewCache returns a cache that fetches with f.
+// NewCache returns a cache that fetches with f (nil: a zero Fetcher).
 func NewCache(f *Fetcher, opts CacheOptions) *Cache {
-	if opts.Prefix == "" {
-		opts.Prefix = "crawlpolite:robots"
+	if f == nil {
+		f = &Fetcher{}
 	}
 	if opts.MaxBytes <= 0 {
 		opts.MaxBytes = 64 << 20
@@ -96,8 +86,11 @@ func NewCache(f *Fetcher, opts CacheOptions) *Cache {
 		lru: list.New(), byBase: map[string]*list.Element{}, inflight: map[string]*call{}}
 }
 
-// Get returns base's robots.txt result ("scheme://host[:port]"), from cache when fresh.
-func (c *Cache) Get(ctx context.Context, base string) *Result {
+// Get returns base's robots.txt result ("scheme://host[:port]"), from cache when fresh. It never
+// fails: when ctx ends first, the result is Unreachable with ctx's error (and is not cached), and
+// the lookup goes on for the callers still waiting. Each caller gets its own copy of the Result;
+// the Rules it points to are shared and read-only.
+func (c *Cache) Get(ctx context.Context, base string) Result {
 	c.mu.Lock()
 	failures := 0
 	if el, ok := c.byBase[base]; ok {
@@ -120,30 +113,34 @@ func (c *Cache) Get(ctx context.Context, base string) *Result {
 
 	// The lookup is shared by every caller and cached, so it must not fail because the caller that
 	// started it went away: it runs detached, bounded by the fetch timeout and ClaimWait.
-	go func() {
-		res, ttl := c.loadRecovered(context.WithoutCancel(ctx), base, failures)
-		c.mu.Lock()
-		delete(c.inflight, base)
-		if res.Status == Unreachable {
-			failures++
-		} else {
-			failures = 0
-		}
-		c.putLocked(base, res, ttl, failures)
-		c.mu.Unlock()
-		cl.res = res
-		close(cl.done)
-	}()
+	go c.lookup(context.WithoutCancel(ctx), base, failures, cl)
 	return c.await(ctx, cl)
 }
 
+// lookup loads base for cl and caches the result. (A closure in Get would move failures to the
+// heap on every call, cache hits included.)
+func (c *Cache) lookup(ctx context.Context, base string, failures int, cl *call) {
+	res, ttl := c.loadRecovered(ctx, base, failures)
+	c.mu.Lock()
+	delete(c.inflight, base)
+	if res.Status == Unreachable {
+		failures++
+	} else {
+		failures = 0
+	}
+	c.putLocked(base, res, ttl, failures)
+	c.mu.Unlock()
+	cl.res = res
+	close(cl.done)
+}
+
 // await waits for an in-flight lookup, or returns an Unreachable result with ctx's error.
-func (c *Cache) await(ctx context.Context, cl *call) *Result {
+func (c *Cache) await(ctx context.Context, cl *call) Result {
 	select {
 	case <-cl.done:
 		return cl.res
 	case <-ctx.Done():
-		return &Result{Status: Unreachable, Rules: &Rules{}, Err: ctx.Err()}
+		return Result{Status: Unreachable, Rules: &Rules{}, Err: ctx.Err()}
 	}
 }
 
@@ -156,11 +153,11 @@ func (c *Cache) Len() (hosts, bytes int) {
 
 // loadRecovered is load behind the recover boundary of the detached lookup: a panic there (on a
 // site's input, in a hook) becomes an Unreachable result, not the end of the process.
-func (c *Cache) loadRecovered(ctx context.Context, base string, failures int) (res *Result, ttl time.Duration) {
+func (c *Cache) loadRecovered(ctx context.Context, base string, failures int) (res Result, ttl time.Duration) {
 	defer func() {
 		if v := recover(); v != nil {
 			ttl = min(c.failureTTL<<min(failures, 20), max(c.failureTTL, maxFailureTTL))
-			res = &Result{Status: Unreachable, Rules: &Rules{}, TTL: ttl, Err: fmt.Errorf("%w: %v", ErrInternal, v)}
+			res = Result{Status: Unreachable, Rules: &Rules{}, TTL: ttl, Err: fmt.Errorf("%w: %v", ErrInternal, v)}
 			if c.opts.OnPanic != nil {
 				c.opts.OnPanic(v)
 			}
@@ -169,11 +166,11 @@ func (c *Cache) loadRecovered(ctx context.Context, base string, failures int) (r
 	return c.load(ctx, base, failures)
 }
 
-// load finds base's result in Redis, or fetches it (once for the cluster), and returns it with the
-// time it has left to live. failures counts this host's consecutive failed fetches: each one
-// doubles how long the next failure is cached, up to maxFailureTTL.
-func (c *Cache) load(ctx context.Context, base string, failures int) (*Result, time.Duration) {
-	fetch := func() *Result {
+// load finds base's result in the store, or fetches it (once for all the store's users), and
+// returns it with the time it has left to live. failures counts this host's consecutive failed
+// fetches: each one doubles how long the next failure is cached, up to maxFailureTTL.
+func (c *Cache) load(ctx context.Context, base string, failures int) (Result, time.Duration) {
+	fetch := func() Result {
 		c.fetches <- struct{}{}
 		defer func() { <-c.fetches }()
 		res := c.fetch(ctx, base)
@@ -182,58 +179,58 @@ func (c *Cache) load(ctx context.Context, base string, failures int) (*Result, t
 		}
 		return res
 	}
-	if c.opts.Redis == nil {
+	st := c.opts.Store
+	if st == nil {
 		res := fetch()
 		return res, res.TTL
 	}
-	key := c.opts.Prefix + ":{" + base + "}"
-	if res, ttl, ok := c.shared(ctx, key); ok {
-		return res, ttl
+	if res, ok := c.shared(ctx, base); ok {
+		return res, res.TTL
 	}
-	won, err := c.opts.Redis.SetNX(ctx, key+":claim", "1", c.opts.ClaimWait).Result()
+	won, err := st.Claim(ctx, base, c.opts.ClaimWait)
 	if err == nil && !won {
 		deadline := time.Now().Add(c.opts.ClaimWait)
 		for time.Now().Before(deadline) {
 			select {
 			case <-ctx.Done():
-				return &Result{Status: Unreachable, Rules: &Rules{}, Err: ctx.Err()}, 0
+				return Result{Status: Unreachable, Rules: &Rules{}, Err: ctx.Err()}, 0
 			case <-time.After(c.opts.Poll):
 			}
-			if res, ttl, ok := c.shared(ctx, key); ok {
-				return res, ttl
+			if res, ok := c.shared(ctx, base); ok {
+				return res, res.TTL
 			}
 		}
 	}
-	// Claim won, claim holder too slow, or Redis unavailable: fetch ourselves.
+	// Claim won, claim holder too slow, or the store unavailable: fetch ourselves.
 	res := fetch()
 	if v, err := encode(res); err == nil && res.TTL > 0 {
-		_ = c.opts.Redis.Set(ctx, key, v, res.TTL).Err()
+		_ = st.Save(ctx, base, v, res.TTL)
 	}
 	if won {
-		_ = c.opts.Redis.Del(ctx, key+":claim").Err()
+		_ = st.Unclaim(ctx, base)
 	}
 	return res, res.TTL
 }
 
-// shared reads a result another process stored.
-func (c *Cache) shared(ctx context.Context, key string) (*Result, time.Duration, bool) {
-	v, err := c.opts.Redis.GetRange(ctx, key, 0, maxEncoded-1).Result()
-	if err != nil || v == "" { // GETRANGE of a missing key is ""
-		return nil, 0, false
+// shared reads a result another process stored; its TTL is the time the stored value has left
+// (a minute when the store does not know).
+func (c *Cache) shared(ctx context.Context, base string) (Result, bool) {
+	v, ttl, err := c.opts.Store.Load(ctx, base)
+	if err != nil || v == "" {
+		return Result{}, false
 	}
 	res, err := decode(v)
 	if err != nil {
-		return nil, 0, false
+		return Result{}, false
 	}
-	ttl, err := c.opts.Redis.PTTL(ctx, key).Result()
-	if err != nil || ttl <= 0 {
+	if ttl <= 0 {
 		ttl = time.Minute
 	}
 	res.TTL = ttl
-	return res, ttl, true
+	return res, true
 }
 
-func (c *Cache) putLocked(base string, res *Result, ttl time.Duration, failures int) {
+func (c *Cache) putLocked(base string, res Result, ttl time.Duration, failures int) {
 	if ttl <= 0 {
 		return
 	}
@@ -280,15 +277,15 @@ func (c *Cache) removeLocked(el *list.Element) {
 
 // The shared form of a result: "v2 STATUS CODE\n" and, when Fetched, the rules as MarshalText
 // writes them, deflated. MarshalText is lossless (normal-form patterns, exact delays) and is read
-// back whole, so every pod reading it decides every path as the pod that fetched the file; v1, which
+// back whole, so every process reading it decides every path as the one that fetched the file; v1, which
 // Parse cut at MaxSize, is not read.
 //
-// The stored value is not trusted to be small: at most maxEncoded bytes are read from Redis and
-// at most maxTextSize inflated from them, so a hostile value cannot exhaust memory (Redis stays a
-// trust boundary for what the value says: see the README's security section).
-const maxEncoded = maxTextSize
+// The stored value is not trusted to be small: values of maxEncoded bytes or more are ignored
+// (RedisStore reads no more) and at most maxTextSize bytes are inflated from one, so a hostile value
+// cannot exhaust memory (the store stays a trust boundary for what the value says).
+const maxEncoded = MaxStoredSize
 
-func encode(r *Result) (string, error) {
+func encode(r Result) (string, error) {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "v2 %d %d\n", r.Status, r.Code)
 	if r.Status == Fetched {
@@ -324,33 +321,33 @@ var deflaters sync.Pool
 
 var errFormat = errors.New("robots: cached entry in an unknown format")
 
-func decode(v string) (*Result, error) {
+func decode(v string) (Result, error) {
 	if len(v) >= maxEncoded {
-		return nil, ErrTooLarge
+		return Result{}, ErrTooLarge
 	}
 	head, body, ok := strings.Cut(v, "\n")
 	f := strings.Fields(head)
 	if !ok || len(f) != 3 || f[0] != "v2" {
-		return nil, errFormat
+		return Result{}, errFormat
 	}
 	st, err1 := strconv.Atoi(f[1])
 	code, err2 := strconv.Atoi(f[2])
 	if err1 != nil || err2 != nil || st < int(Fetched) || st > int(Unreachable) || code < 0 || code > 999 {
-		return nil, errFormat
+		return Result{}, errFormat
 	}
-	res := &Result{Status: Status(st), Code: code, Rules: &Rules{}}
+	res := Result{Status: Status(st), Code: code, Rules: &Rules{}}
 	if res.Status != Fetched {
 		if body != "" {
-			return nil, errFormat
+			return Result{}, errFormat
 		}
 		return res, nil
 	}
 	text, err := io.ReadAll(io.LimitReader(flate.NewReader(strings.NewReader(body)), maxTextSize+1))
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", errFormat, err)
+		return Result{}, fmt.Errorf("%w: %w", errFormat, err)
 	}
 	if err := res.Rules.UnmarshalText(text); err != nil {
-		return nil, err
+		return Result{}, err
 	}
 	return res, nil
 }

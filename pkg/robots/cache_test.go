@@ -36,7 +36,7 @@ func TestMain(m *testing.M) {
 func runCacheHelper() int {
 	c := redis.NewClient(&redis.Options{Addr: os.Getenv("ROBOTS_REDIS")})
 	defer c.Close()
-	cache := NewCache(&Fetcher{Client: http.DefaultClient}, CacheOptions{Redis: c, Prefix: os.Getenv("ROBOTS_PREFIX")})
+	cache := NewCache(&Fetcher{Client: http.DefaultClient}, CacheOptions{Store: NewRedisStore(c, os.Getenv("ROBOTS_PREFIX"))})
 	results := make(chan string, 8)
 	for range 8 {
 		go func() {
@@ -103,7 +103,7 @@ func TestCacheLocal(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if r := c.Get(context.Background(), srv.URL); r.Status != Fetched || r.For("x").Allowed("/private") {
+			if r := c.Get(t.Context(), srv.URL); r.Status != Fetched || r.For("x").Allowed("/private") {
 				t.Errorf("got %v", r.Status)
 			}
 		}()
@@ -112,12 +112,12 @@ func TestCacheLocal(t *testing.T) {
 	if n := hits.Load(); n != 1 {
 		t.Fatalf("%d fetches for 20 concurrent callers, want 1", n)
 	}
-	c.Get(context.Background(), srv.URL)
+	c.Get(t.Context(), srv.URL)
 	if n := hits.Load(); n != 1 {
 		t.Fatalf("fresh entry fetched again (%d)", n)
 	}
 	time.Sleep(350 * time.Millisecond)
-	c.Get(context.Background(), srv.URL)
+	c.Get(t.Context(), srv.URL)
 	if n := hits.Load(); n != 2 {
 		t.Fatalf("expired entry not fetched again (%d fetches)", n)
 	}
@@ -128,13 +128,35 @@ func TestCacheLocal(t *testing.T) {
 func TestCacheCallerGone(t *testing.T) {
 	srv, hits := origin(t, 200, 200*time.Millisecond)
 	c := NewCache(&Fetcher{Client: srv.Client()}, CacheOptions{})
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
 	defer cancel()
 	if r := c.Get(ctx, srv.URL); r.Status != Unreachable || r.Err == nil {
 		t.Fatalf("cancelled caller got %v, want Unreachable with its context's error", r.Status)
 	}
-	if r := c.Get(context.Background(), srv.URL); r.Status != Fetched {
+	if r := c.Get(t.Context(), srv.URL); r.Status != Fetched {
 		t.Fatalf("next caller got %v (%v), want the fetched file", r.Status, r.Err)
+	}
+	if n := hits.Load(); n != 1 {
+		t.Fatalf("%d fetches, want 1", n)
+	}
+}
+
+// TestCacheResultsAreCopies: what one caller does to its Result does not reach the next caller, and
+// the shared Rules cannot be overwritten through UnmarshalText.
+func TestCacheResultsAreCopies(t *testing.T) {
+	srv, hits := origin(t, 200, 0)
+	c := NewCache(&Fetcher{Client: srv.Client()}, CacheOptions{})
+	r := c.Get(t.Context(), srv.URL)
+	if r.Status != Fetched || r.For("x").Allowed("/private") {
+		t.Fatalf("got %v (%v), want the fetched file", r.Status, r.Err)
+	}
+	r.Status, r.Err, r.TTL = Unavailable, errors.New("changed by a caller"), 0
+	if err := r.Rules.UnmarshalText([]byte("user-agent: *\nallow: /\n")); err == nil {
+		t.Error("UnmarshalText overwrote the cached rules")
+	}
+	again := c.Get(t.Context(), srv.URL)
+	if again.Status != Fetched || again.Err != nil || again.TTL <= 0 || again.For("x").Allowed("/private") {
+		t.Fatalf("the next caller got %v ttl %v (%v): a caller's change reached it", again.Status, again.TTL, again.Err)
 	}
 	if n := hits.Load(); n != 1 {
 		t.Fatalf("%d fetches, want 1", n)
@@ -145,7 +167,7 @@ func TestCacheFailures(t *testing.T) {
 	srv, hits := origin(t, 503, 0)
 	c := NewCache(&Fetcher{Client: srv.Client(), FailureTTL: 200 * time.Millisecond}, CacheOptions{})
 	for range 3 {
-		if r := c.Get(context.Background(), srv.URL); r.Status != Unreachable || r.For("x").Allowed("/public") {
+		if r := c.Get(t.Context(), srv.URL); r.Status != Unreachable || r.For("x").Allowed("/public") {
 			t.Fatalf("503 gave %v", r.Status)
 		}
 	}
@@ -153,14 +175,14 @@ func TestCacheFailures(t *testing.T) {
 		t.Fatalf("a failure was fetched %d times within its TTL, want 1", n)
 	}
 	time.Sleep(250 * time.Millisecond)
-	if r := c.Get(context.Background(), srv.URL); r.TTL != 400*time.Millisecond {
+	if r := c.Get(t.Context(), srv.URL); r.TTL != 400*time.Millisecond {
 		t.Fatalf("second consecutive failure cached %v, want doubled to 400ms", r.TTL)
 	}
 	if n := hits.Load(); n != 2 {
 		t.Fatalf("failure not retried after its TTL (%d fetches)", n)
 	}
 	time.Sleep(250 * time.Millisecond)
-	c.Get(context.Background(), srv.URL)
+	c.Get(t.Context(), srv.URL)
 	if n := hits.Load(); n != 2 {
 		t.Fatalf("retried before the doubled TTL ran out (%d fetches)", n)
 	}
@@ -170,7 +192,7 @@ func TestCacheByteBudget(t *testing.T) {
 	srv, _ := origin(t, 200, 0)
 	c := NewCache(&Fetcher{Client: srv.Client()}, CacheOptions{MaxBytes: 4096})
 	for i := range 100 {
-		c.Get(context.Background(), fmt.Sprintf("%s/h%d", srv.URL, i)) // distinct keys, same origin
+		c.Get(t.Context(), fmt.Sprintf("%s/h%d", srv.URL, i)) // distinct keys, same origin
 	}
 	hosts, bytes := c.Len()
 	if bytes > 4096 || hosts == 0 || hosts >= 100 {
@@ -196,13 +218,13 @@ func TestCacheOneFetchAcrossProcesses(t *testing.T) {
 	}
 	client := redis.NewClient(&redis.Options{Addr: rs.Addr})
 	defer client.Close()
-	cache := NewCache(&Fetcher{Client: srv.Client()}, CacheOptions{Redis: client, Prefix: prefix})
+	cache := NewCache(&Fetcher{Client: srv.Client()}, CacheOptions{Store: NewRedisStore(client, prefix)})
 	var wg sync.WaitGroup
 	for range 8 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if r := cache.Get(context.Background(), srv.URL); r.Status != Fetched || r.For("bot").Allowed("/private") {
+			if r := cache.Get(t.Context(), srv.URL); r.Status != Fetched || r.For("bot").Allowed("/private") {
 				t.Errorf("here: %v", r.Status)
 			}
 		}()
@@ -222,7 +244,7 @@ func TestCacheOneFetchAcrossProcesses(t *testing.T) {
 	if n := hits.Load(); n != 1 {
 		t.Fatalf("origin fetched %d times by 16 callers in 2 processes, want 1", n)
 	}
-	if d := cache.Get(context.Background(), srv.URL).For("bot").CrawlDelay(); d != 200*time.Millisecond {
+	if d := cache.Get(t.Context(), srv.URL).For("bot").CrawlDelay(); d != 200*time.Millisecond {
 		t.Fatalf("crawl delay through the shared cache: %v", d)
 	}
 }
@@ -237,7 +259,7 @@ func BenchmarkCacheMemory100k(b *testing.B) {
 		runtime.ReadMemStats(&before)
 		for i := range 100_000 {
 			c.mu.Lock()
-			c.putLocked(fmt.Sprintf("https://host%d.example", i), &Result{Status: Fetched, Rules: Parse([]byte(body)), TTL: time.Hour}, time.Hour, 0)
+			c.putLocked(fmt.Sprintf("https://host%d.example", i), Result{Status: Fetched, Rules: Parse([]byte(body)), TTL: time.Hour}, time.Hour, 0)
 			c.mu.Unlock()
 		}
 		runtime.GC()
@@ -268,14 +290,14 @@ func TestCachePanic(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r := c.Get(context.Background(), "http://panic.example")
+			r := c.Get(t.Context(), "http://panic.example")
 			if r.Status != Unreachable || !errors.Is(r.Err, ErrInternal) || r.For("x").Allowed("/") {
 				t.Errorf("got %v (%v), want Unreachable with ErrInternal", r.Status, r.Err)
 			}
 		}()
 	}
 	wg.Wait()
-	c.Get(context.Background(), "http://panic.example")
+	c.Get(t.Context(), "http://panic.example")
 	if panics.Load() != 1 || trips.Load() != 1 {
 		t.Fatalf("%d panics reported for %d fetches, want 1 and 1 (the failure cached)", panics.Load(), trips.Load())
 	}
@@ -299,7 +321,7 @@ func TestCacheMaxFetches(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if r := c.Get(context.Background(), fmt.Sprintf("%s/h%d", srv.URL, i)); r.Status != Fetched {
+			if r := c.Get(t.Context(), fmt.Sprintf("%s/h%d", srv.URL, i)); r.Status != Fetched {
 				t.Errorf("got %v", r.Status)
 			}
 		}()

@@ -19,7 +19,7 @@ type Status int
 const (
 	// Fetched: 2xx; the body's rules apply.
 	Fetched Status = iota
-	// Unavailable: 4xx (but 429), or too many redirects; the crawler may access everything.
+	// Unavailable: 4xx other than 429, or too many redirects; the crawler may access everything.
 	Unavailable
 	// Unreachable: 5xx, 429, timeout or network error; the crawler must assume everything disallowed.
 	Unreachable
@@ -35,7 +35,8 @@ func (s Status) String() string {
 	return "unreachable"
 }
 
-// Result is one host's robots.txt as fetched, with how long it may be cached.
+// Result is one host's robots.txt as fetched, with how long it may be cached. It is a value: a
+// Cache hands each caller a copy, and the Rules it points to are never changed once parsed.
 type Result struct {
 	Status Status
 	Rules  *Rules        // the parsed body when Fetched; empty otherwise
@@ -46,7 +47,7 @@ type Result struct {
 
 // For returns the group that applies to agent: the file's group when Fetched, a group allowing all when
 // Unavailable, and one disallowing all (except /robots.txt) when Unreachable.
-func (r *Result) For(agent string) *Group {
+func (r Result) For(agent string) *Group {
 	switch r.Status {
 	case Fetched:
 		return r.Rules.For(agent)
@@ -72,13 +73,15 @@ type Turn interface {
 // MaxHeaderBytes bounds a robots.txt response head, as MaxSize bounds its body.
 const MaxHeaderBytes = 64 << 10
 
-// Fetcher fetches robots.txt files. The zero value is usable: it fetches through a transport of
-// its own, with no destination guard and no gate.
+// Fetcher fetches robots.txt files. The zero value is usable: it fetches through
+// http.DefaultTransport, with no gate. Set its fields before the first Fetch and do not change them
+// while fetches are running; it is then safe for concurrent use.
 type Fetcher struct {
-	// Client sends the requests; in the sidecar it is the same guarded upstream transport as crawler
-	// traffic. Its redirect policy is bypassed: the Fetcher follows redirects itself. When its
-	// Transport is an *http.Transport without a head limit of at most MaxHeaderBytes, a copy with
-	// that limit is used.
+	// Client sends the requests (http.DefaultTransport when nil); a crawler that guards where it
+	// connects should pass the client its own requests use, as a robots.txt may redirect anywhere.
+	// Its redirect policy is bypassed: the Fetcher follows redirects itself. When its Transport is
+	// an *http.Transport without a head limit of at most MaxHeaderBytes, a copy with that limit is
+	// used.
 	Client *http.Client
 	// Gate, when set, is asked for a turn before every request, the first and each redirect hop (a
 	// redirect may point at another host, which is owed the same politeness). An error, from Gate or
@@ -141,7 +144,7 @@ func (f *Fetcher) httpClient() *http.Client {
 
 // Fetch retrieves base's /robots.txt (base is "scheme://host[:port]"). It never fails: every failure
 // is a Result with status Unreachable or Unavailable, as RFC 9309 says how to treat it.
-func (f *Fetcher) Fetch(ctx context.Context, base string) *Result {
+func (f *Fetcher) Fetch(ctx context.Context, base string) Result {
 	c := f.defaults()
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
@@ -154,7 +157,7 @@ func (f *Fetcher) Fetch(ctx context.Context, base string) *Result {
 		}
 		if hop == c.maxRedirects {
 			// RFC 9309 2.3.1.2: after five consecutive redirects the file may be taken as unavailable.
-			return &Result{Status: Unavailable, Rules: &Rules{}, TTL: c.failureTTL, Code: res.Code,
+			return Result{Status: Unavailable, Rules: &Rules{}, TTL: c.failureTTL, Code: res.Code,
 				Err: fmt.Errorf("robots: more than %d redirects", c.maxRedirects)}
 		}
 		target = next
@@ -162,9 +165,9 @@ func (f *Fetcher) Fetch(ctx context.Context, base string) *Result {
 }
 
 // get makes one request: it returns a final result, or the next URL of a redirect.
-func (c *fetchSettings) get(ctx context.Context, client *http.Client, target string) (*Result, string) {
-	unreachable := func(code int, err error) *Result {
-		return &Result{Status: Unreachable, Rules: &Rules{}, TTL: c.failureTTL, Code: code, Err: err}
+func (c *fetchSettings) get(ctx context.Context, client *http.Client, target string) (Result, string) {
+	unreachable := func(code int, err error) Result {
+		return Result{Status: Unreachable, Rules: &Rules{}, TTL: c.failureTTL, Code: code, Err: err}
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
 	if err != nil {
@@ -195,19 +198,19 @@ func (c *fetchSettings) get(ctx context.Context, client *http.Client, target str
 	case code >= 300 && code < 400 && code != http.StatusNotModified:
 		loc, err := resp.Location()
 		if err != nil {
-			return &Result{Status: Unavailable, Rules: &Rules{}, TTL: c.failureTTL, Code: code, Err: err}, ""
+			return Result{Status: Unavailable, Rules: &Rules{}, TTL: c.failureTTL, Code: code, Err: err}, ""
 		}
-		return &Result{Code: code}, loc.String()
+		return Result{Code: code}, loc.String()
 	case code >= 200 && code < 300:
 		body, err := io.ReadAll(io.LimitReader(resp.Body, MaxSize))
 		if err != nil && !errors.Is(err, io.EOF) {
 			return unreachable(code, fmt.Errorf("robots: read body: %w", err)), ""
 		}
-		return &Result{Status: Fetched, Rules: Parse(body), TTL: c.ttl(resp.Header), Code: code}, ""
+		return Result{Status: Fetched, Rules: Parse(body), TTL: c.ttl(resp.Header), Code: code}, ""
 	case code == http.StatusTooManyRequests || code >= 500:
 		return unreachable(code, nil), ""
 	case code >= 400:
-		return &Result{Status: Unavailable, Rules: &Rules{}, TTL: c.ttl(resp.Header), Code: code}, ""
+		return Result{Status: Unavailable, Rules: &Rules{}, TTL: c.ttl(resp.Header), Code: code}, ""
 	}
 	return unreachable(code, fmt.Errorf("robots: unexpected status %d", code)), ""
 }

@@ -38,7 +38,7 @@ func TestFetchStatusCodes(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			srv := httptest.NewServer(c.handler)
 			defer srv.Close()
-			r := newFetcher(srv).Fetch(context.Background(), srv.URL)
+			r := newFetcher(srv).Fetch(t.Context(), srv.URL)
 			if r.Status != c.status || r.TTL != c.ttl {
 				t.Fatalf("status %v ttl %v (code %d, err %v), want %v %v", r.Status, r.TTL, r.Code, r.Err, c.status, c.ttl)
 			}
@@ -93,14 +93,14 @@ func TestFetchRedirects(t *testing.T) {
 	t.Run("five hops are followed", func(t *testing.T) {
 		srv := httptest.NewServer(hops(5))
 		defer srv.Close()
-		if r := newFetcher(srv).Fetch(context.Background(), srv.URL); r.Status != Fetched || r.For("x").Allowed("/private") {
+		if r := newFetcher(srv).Fetch(t.Context(), srv.URL); r.Status != Fetched || r.For("x").Allowed("/private") {
 			t.Fatalf("got %v (%v)", r.Status, r.Err)
 		}
 	})
 	t.Run("six hops: unavailable", func(t *testing.T) {
 		srv := httptest.NewServer(hops(6))
 		defer srv.Close()
-		if r := newFetcher(srv).Fetch(context.Background(), srv.URL); r.Status != Unavailable || !r.For("x").Allowed("/private") {
+		if r := newFetcher(srv).Fetch(t.Context(), srv.URL); r.Status != Unavailable || !r.For("x").Allowed("/private") {
 			t.Fatalf("got %v (%v)", r.Status, r.Err)
 		}
 	})
@@ -111,7 +111,7 @@ func TestFetchRedirects(t *testing.T) {
 			http.Redirect(w, r, "/robots.txt", http.StatusFound)
 		}))
 		defer srv.Close()
-		r := newFetcher(srv).Fetch(context.Background(), srv.URL)
+		r := newFetcher(srv).Fetch(t.Context(), srv.URL)
 		if r.Status != Unavailable || n.Load() != 6 {
 			t.Fatalf("got %v after %d requests, want unavailable after 6", r.Status, n.Load())
 		}
@@ -121,7 +121,7 @@ func TestFetchRedirects(t *testing.T) {
 		defer other.Close()
 		srv := httptest.NewServer(http.RedirectHandler(other.URL+"/robots.txt", http.StatusMovedPermanently))
 		defer srv.Close()
-		r := newFetcher(srv).Fetch(context.Background(), srv.URL)
+		r := newFetcher(srv).Fetch(t.Context(), srv.URL)
 		if r.Status != Fetched || r.For("x").Allowed("/elsewhere") {
 			t.Fatalf("got %v (%v)", r.Status, r.Err)
 		}
@@ -133,7 +133,7 @@ func TestFetchSizeCapAndTimeout(t *testing.T) {
 		big := "User-agent: *\nDisallow: /early\n" + strings.Repeat("#", MaxSize) + "\nDisallow: /late\n"
 		srv := httptest.NewServer(serve(200, big, ""))
 		defer srv.Close()
-		r := newFetcher(srv).Fetch(context.Background(), srv.URL)
+		r := newFetcher(srv).Fetch(t.Context(), srv.URL)
 		g := r.For("x")
 		if r.Status != Fetched || g.Allowed("/early") || !g.Allowed("/late") {
 			t.Fatalf("status %v, /early allowed %v, /late allowed %v", r.Status, g.Allowed("/early"), g.Allowed("/late"))
@@ -151,7 +151,7 @@ func TestFetchSizeCapAndTimeout(t *testing.T) {
 		defer close(release)
 		f := newFetcher(srv)
 		f.Timeout = 200 * time.Millisecond
-		r := f.Fetch(context.Background(), srv.URL)
+		r := f.Fetch(t.Context(), srv.URL)
 		if r.Status != Unreachable || r.Err == nil || r.For("x").Allowed("/") {
 			t.Fatalf("got %v (%v)", r.Status, r.Err)
 		}
@@ -160,7 +160,7 @@ func TestFetchSizeCapAndTimeout(t *testing.T) {
 		srv := httptest.NewServer(serve(200, "", ""))
 		url := srv.URL
 		srv.Close()
-		if r := newFetcher(srv).Fetch(context.Background(), url); r.Status != Unreachable {
+		if r := newFetcher(srv).Fetch(t.Context(), url); r.Status != Unreachable {
 			t.Fatalf("got %v", r.Status)
 		}
 	})
@@ -209,7 +209,7 @@ func TestFetchGate(t *testing.T) {
 	defer srv.Close()
 	f := newFetcher(srv)
 	f.Gate = g.take
-	r := f.Fetch(context.Background(), srv.URL)
+	r := f.Fetch(t.Context(), srv.URL)
 	if r.Status != Fetched || r.For("x").Allowed("/elsewhere") {
 		t.Fatalf("got %v (%v)", r.Status, r.Err)
 	}
@@ -224,7 +224,7 @@ func TestFetchGate(t *testing.T) {
 		defer srv.Close()
 		f := newFetcher(srv)
 		f.Gate = g.take
-		if r := f.Fetch(context.Background(), srv.URL); r.Status != Unavailable || len(g.hosts) != 6 || g.done.Load() != 6 {
+		if r := f.Fetch(t.Context(), srv.URL); r.Status != Unavailable || len(g.hosts) != 6 || g.done.Load() != 6 {
 			t.Fatalf("got %v after %d turns (%d done)", r.Status, len(g.hosts), g.done.Load())
 		}
 	})
@@ -235,7 +235,7 @@ func TestFetchGate(t *testing.T) {
 		f.Gate = g.take
 		c := NewCache(f, CacheOptions{})
 		for range 2 {
-			r := c.Get(context.Background(), srv.URL)
+			r := c.Get(t.Context(), srv.URL)
 			if r.Status != Unreachable || r.TTL != 0 || !errors.Is(r.Err, g.fail) {
 				t.Fatalf("got %v ttl %v (%v)", r.Status, r.TTL, r.Err)
 			}
@@ -248,7 +248,7 @@ func TestFetchGate(t *testing.T) {
 		srv := httptest.NewServer(serve(200, "User-agent: *\nDisallow: /private\n", ""))
 		defer srv.Close()
 		var f Fetcher
-		if r := f.Fetch(context.Background(), srv.URL); r.Status != Fetched || r.For("x").Allowed("/private") {
+		if r := f.Fetch(t.Context(), srv.URL); r.Status != Fetched || r.For("x").Allowed("/private") {
 			t.Fatalf("got %v (%v)", r.Status, r.Err)
 		}
 	})
@@ -266,7 +266,7 @@ func TestFetchHeadLimit(t *testing.T) {
 	srv.Config.MaxHeaderBytes = 1 << 20
 	srv.Start()
 	defer srv.Close()
-	if r := newFetcher(srv).Fetch(context.Background(), srv.URL); r.Status != Unreachable {
+	if r := newFetcher(srv).Fetch(t.Context(), srv.URL); r.Status != Unreachable {
 		t.Fatalf("a 160 KiB head gave %v, want Unreachable", r.Status)
 	}
 }

@@ -41,7 +41,7 @@ func FuzzRobots(f *testing.F) {
 		if !g.Allowed("/robots.txt") {
 			t.Fatal("/robots.txt disallowed")
 		}
-		enc, err := encode(&Result{Status: Fetched, Code: 200, Rules: r})
+		enc, err := encode(Result{Status: Fetched, Code: 200, Rules: r})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -32,7 +32,7 @@ var seed = maphash.MakeSeed()
 const maxAgentsCached = 8
 
 // For returns the group for the crawler with the given product token (case-insensitive). The
-// groups of the first maxAgentsCached agents asked for are memoised (agents that fall back to the
+// groups of the first 8 agents asked for are memoised (agents that fall back to the
 // `*` groups share one); later agents get a new merge on each call.
 func (r *Rules) For(agent string) *Group {
 	agent = strings.ToLower(agent)
@@ -216,6 +216,6 @@ func (g *Group) lookup(s string, anchored bool) (rule, bool) {
 }
 
 // CrawlDelay returns the group's Crawl-delay (or Request-rate as a delay), 0 when it names none.
-// When several merged groups name one, the longest wins. Callers cap it with the policy's
-// maxCrawlDelay: a site asking for more than the cap is crawled at the cap's pace, not refused.
+// When several merged groups name one, the longest wins. It is whatever the site asked for:
+// callers should cap it (and crawl at the cap's pace rather than not at all).
 func (g *Group) CrawlDelay() time.Duration { return g.delay }

@@ -46,11 +46,19 @@ func (r *Rules) MarshalText() ([]byte, error) {
 // ErrTooLarge: UnmarshalText was given more than any robots.txt Parse accepts can marshal to.
 var ErrTooLarge = errors.New("robots: marshalled rules too large")
 
+// errInUse: UnmarshalText was called on Rules that already hold a file (maybe shared, as a Cache's
+// are), which it would change under their readers.
+var errInUse = errors.New("robots: UnmarshalText into Rules already in use")
+
 // UnmarshalText reads what MarshalText wrote into a zero Rules, whole (up to 4 MiB; Parse would
-// stop at MaxSize).
+// stop at MaxSize). It refuses Rules that already hold rules or were asked For a group: parsed Rules
+// are never changed.
 func (r *Rules) UnmarshalText(text []byte) error {
 	if len(text) > maxTextSize {
 		return ErrTooLarge
+	}
+	if r.text != "" || len(r.groups) > 0 || r.memo.entries.Load() != nil {
+		return errInUse
 	}
 	p := parse(text)
 	r.text, r.rules, r.agents, r.groups = p.text, p.rules, p.agents, p.groups

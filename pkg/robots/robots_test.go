@@ -28,24 +28,26 @@ Sitemap: http://example.com/sitemap.xml
 `
 	r := Parse([]byte(body))
 	cases := []struct {
-		agent, path string
-		allowed     bool
+		name, agent, path string
+		allowed           bool
 	}{
-		{"FooBot", "/private/x", false},
-		{"foobot", "/private/ok/page", true}, // merged second group, longer allow wins
-		{"FOOBOT", "/typo-without-colon", false},
-		{"FooBot", "/before-any-agent", true}, // rules before any user-agent belong to no group
-		{"BarBot", "/private", false},
-		{"BarBot", "/private/ok", false}, // the allow is in foobot's second group only
-		{"BarBot", "/public", true},
-		{"foo", "/public", false}, // product tokens match whole, not by prefix: falls to *
-		{"other", "/anything", false},
-		{"other", "/robots.txt", true},
+		{"own group", "FooBot", "/private/x", false},
+		{"merged groups, longer allow wins", "foobot", "/private/ok/page", true},
+		{"unreadable line skipped", "FOOBOT", "/typo-without-colon", false},
+		{"rules before any agent ignored", "FooBot", "/before-any-agent", true},
+		{"second agent of a group", "BarBot", "/private", false},
+		{"other group's allow not merged", "BarBot", "/private/ok", false},
+		{"second agent, unlisted path", "BarBot", "/public", true},
+		{"token matched whole, not by prefix", "foo", "/public", false},
+		{"unknown agent gets *", "other", "/anything", false},
+		{"robots.txt always allowed", "other", "/robots.txt", true},
 	}
 	for _, c := range cases {
-		if got := r.Allowed(c.agent, c.path); got != c.allowed {
-			t.Errorf("Allowed(%q, %q) = %v, want %v", c.agent, c.path, got, c.allowed)
-		}
+		t.Run(c.name, func(t *testing.T) {
+			if got := r.Allowed(c.agent, c.path); got != c.allowed {
+				t.Errorf("Allowed(%q, %q) = %v, want %v", c.agent, c.path, got, c.allowed)
+			}
+		})
 	}
 	if d := r.For("foobot").CrawlDelay(); d != 500*time.Millisecond {
 		t.Errorf("foobot crawl delay %v, want 500ms", d)
@@ -57,28 +59,30 @@ Sitemap: http://example.com/sitemap.xml
 
 func TestPatterns(t *testing.T) {
 	cases := []struct {
-		pattern, path string
-		match         bool
+		name, pattern, path string
+		match               bool
 	}{
-		{"/fish", "/fish.html", true},
-		{"/fish", "/Fish", false},
-		{"/fish*", "/fishheads/yummy", true},
-		{"/*.php", "/folder/filename.php?parameters", true},
-		{"/*.php$", "/filename.php", true},
-		{"/*.php$", "/filename.php?x", false},
-		{"/fish*.php", "/fishheads/catfish.php?p", true},
-		{"/a$b", "/a$b/c", true}, // '$' not at the end is literal
-		{"/%7Efoo", "/~foo", true},
-		{"/%2a", "/%2A", true}, // reserved escapes stay encoded, hex case-insensitive
-		{"/%2A", "/x", false},  // an encoded '*' is not a wildcard
-		{"*", "/", true},
-		{"/***$", "/", true},
+		{"prefix", "/fish", "/fish.html", true},
+		{"case-sensitive", "/fish", "/Fish", false},
+		{"trailing star", "/fish*", "/fishheads/yummy", true},
+		{"inner star", "/*.php", "/folder/filename.php?parameters", true},
+		{"anchored", "/*.php$", "/filename.php", true},
+		{"anchored, more after", "/*.php$", "/filename.php?x", false},
+		{"two literals", "/fish*.php", "/fishheads/catfish.php?p", true},
+		{"dollar not at the end is literal", "/a$b", "/a$b/c", true},
+		{"unreserved escape decoded", "/%7Efoo", "/~foo", true},
+		{"reserved escape kept, hex case-insensitive", "/%2a", "/%2A", true},
+		{"encoded star is no wildcard", "/%2A", "/x", false},
+		{"star alone", "*", "/", true},
+		{"stars then anchor", "/***$", "/", true},
 	}
 	for _, c := range cases {
-		g := Parse([]byte("User-agent: *\nDisallow: " + c.pattern + "\n")).For("x")
-		if got := !g.Allowed(c.path); got != c.match {
-			t.Errorf("matches(%q, %q) = %v, want %v", c.path, c.pattern, got, c.match)
-		}
+		t.Run(c.name, func(t *testing.T) {
+			g := Parse([]byte("User-agent: *\nDisallow: " + c.pattern + "\n")).For("x")
+			if got := !g.Allowed(c.path); got != c.match {
+				t.Errorf("matches(%q, %q) = %v, want %v", c.path, c.pattern, got, c.match)
+			}
+		})
 	}
 }
 
@@ -97,16 +101,20 @@ func TestProductToken(t *testing.T) {
 
 func TestDelays(t *testing.T) {
 	for v, want := range map[string]time.Duration{"2": 2 * time.Second, "0.25": 250 * time.Millisecond, "abc": 0, "-1": 0, "NaN": 0} {
-		r := Parse([]byte("User-agent: *\nCrawl-delay: " + v + "\n"))
-		if got := r.For("x").CrawlDelay(); got != want {
-			t.Errorf("Crawl-delay %q = %v, want %v", v, got, want)
-		}
+		t.Run("Crawl-delay "+v, func(t *testing.T) {
+			r := Parse([]byte("User-agent: *\nCrawl-delay: " + v + "\n"))
+			if got := r.For("x").CrawlDelay(); got != want {
+				t.Errorf("Crawl-delay %q = %v, want %v", v, got, want)
+			}
+		})
 	}
 	for v, want := range map[string]time.Duration{"10/1m": 6 * time.Second, "2/1s": 500 * time.Millisecond, "0/5": 0, "x": 0} {
-		r := Parse([]byte("User-agent: *\nRequest-rate: " + v + "\n"))
-		if got := r.For("x").CrawlDelay(); got != want {
-			t.Errorf("Request-rate %q = %v, want %v", v, got, want)
-		}
+		t.Run("Request-rate "+v, func(t *testing.T) {
+			r := Parse([]byte("User-agent: *\nRequest-rate: " + v + "\n"))
+			if got := r.For("x").CrawlDelay(); got != want {
+				t.Errorf("Request-rate %q = %v, want %v", v, got, want)
+			}
+		})
 	}
 }
 

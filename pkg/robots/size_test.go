@@ -2,7 +2,6 @@ package robots
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -74,7 +73,7 @@ func TestMemoBounded(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write(body) }))
 	defer srv.Close()
 	c := NewCache(&Fetcher{Client: srv.Client()}, CacheOptions{})
-	r := c.Get(context.Background(), srv.URL).Rules
+	r := c.Get(t.Context(), srv.URL).Rules
 	_, before := c.Len()
 	if before != r.Size()+allocSize(len(srv.URL))+entryOverhead {
 		t.Fatalf("cache counts %d bytes for an entry of %d", before, r.Size())

@@ -3,7 +3,6 @@ package robots
 import (
 	"bytes"
 	"compress/flate"
-	"context"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -84,10 +83,10 @@ func TestStoreAgrees(t *testing.T) {
 			elsewhere := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { strayFetches.Add(1) }))
 			defer elsewhere.Close()
 			prefix := fmt.Sprintf("robots-store-%d", time.Now().UnixNano())
-			fetching := NewCache(&Fetcher{Client: srv.Client()}, CacheOptions{Redis: client, Prefix: prefix})
-			reading := NewCache(&Fetcher{Client: elsewhere.Client()}, CacheOptions{Redis: client, Prefix: prefix})
-			a := fetching.Get(context.Background(), srv.URL)
-			b := reading.Get(context.Background(), srv.URL)
+			fetching := NewCache(&Fetcher{Client: srv.Client()}, CacheOptions{Store: NewRedisStore(client, prefix)})
+			reading := NewCache(&Fetcher{Client: elsewhere.Client()}, CacheOptions{Store: NewRedisStore(client, prefix)})
+			a := fetching.Get(t.Context(), srv.URL)
+			b := reading.Get(t.Context(), srv.URL)
 			if a.Status != Fetched || b.Status != Fetched {
 				t.Fatalf("fetching pod %v (%v), reading pod %v (%v)", a.Status, a.Err, b.Status, b.Err)
 			}
@@ -163,13 +162,13 @@ func TestDecodeBounds(t *testing.T) {
 	prefix := fmt.Sprintf("robots-bounds-%d", time.Now().UnixNano())
 	key := prefix + ":{" + srv.URL + "}"
 	huge := "v2 0 200\n" + strings.Repeat("x", 16<<20)
-	if err := client.Set(context.Background(), key, huge, time.Minute).Err(); err != nil {
+	if err := client.Set(t.Context(), key, huge, time.Minute).Err(); err != nil {
 		t.Fatal(err)
 	}
 	runtime.ReadMemStats(&ms)
 	before = ms.TotalAlloc
-	c := NewCache(&Fetcher{Client: srv.Client()}, CacheOptions{Redis: client, Prefix: prefix})
-	if r := c.Get(context.Background(), srv.URL); r.Status != Fetched || r.For("x").Allowed("/private") {
+	c := NewCache(&Fetcher{Client: srv.Client()}, CacheOptions{Store: NewRedisStore(client, prefix)})
+	if r := c.Get(t.Context(), srv.URL); r.Status != Fetched || r.For("x").Allowed("/private") {
 		t.Fatalf("got %v (%v)", r.Status, r.Err)
 	}
 	runtime.ReadMemStats(&ms)

@@ -21,7 +21,7 @@ type ActiveOptions struct {
 	Prefix  string        // as Options.Prefix; default "crawlpolite"
 	Window  time.Duration // a key stays listed this long after its last use; default 5m
 	Max     int           // keys listed at most, the least recently used dropped first; default 250000
-	LoadTTL time.Duration // a sidecar's load report lives this long; default 5s
+	LoadTTL time.Duration // a process's load report lives this long; default 5s
 	MaxLoad int           // keys per load report at most (the busiest); default 256
 }
 

@@ -1,7 +1,6 @@
 package semaphore_test
 
 import (
-	"context"
 	"strconv"
 	"sync"
 	"testing"
@@ -17,7 +16,7 @@ import (
 // forgot its scripts (SCRIPT FLUSH, as after a restart).
 func TestReleasesSharePipelines(t *testing.T) {
 	srv := redistest.Start(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	for _, flushed := range []bool{false, true} {
 		t.Run("script cache flushed "+strconv.FormatBool(flushed), func(t *testing.T) {
 			c := redis.NewClient(&redis.Options{Addr: srv.Addr, PoolSize: 64})

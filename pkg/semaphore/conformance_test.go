@@ -62,7 +62,7 @@ var stressKeys = []keySpec{
 
 func testStressGoroutines(t *testing.T, b backend) {
 	s := b.open(t, semaphore.Options{Heartbeat: 200 * time.Millisecond})
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
 	defer cancel()
 	var (
 		mu  sync.Mutex
@@ -111,7 +111,7 @@ func testStressProcesses(t *testing.T, b backend) {
 	// Every lease was released: nothing held or queued is left behind.
 	s := b.open(t, semaphore.Options{Prefix: prefix})
 	for _, k := range stressKeys {
-		st, err := s.State(context.Background(), k.Name)
+		st, err := s.State(t.Context(), k.Name)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -126,7 +126,7 @@ func waitForWaiters(t *testing.T, s *semaphore.Semaphore, key string, n int) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		st, err := s.State(context.Background(), key)
+		st, err := s.State(t.Context(), key)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -148,14 +148,14 @@ func testFIFOGoroutines(t *testing.T, b backend) {
 	order := make(chan int, n)
 	for i := range n {
 		go func() {
-			lease, err := s.Acquire(context.Background(), "fifo", l)
+			lease, err := s.Acquire(t.Context(), "fifo", l)
 			if err != nil {
 				t.Error(err)
 				order <- -1
 				return
 			}
 			order <- i
-			_ = lease.Release(context.Background())
+			_ = lease.Release(t.Context())
 		}()
 		waitForWaiters(t, s, "fifo", i+1)
 	}
@@ -196,7 +196,7 @@ func testFIFOProcesses(t *testing.T, b backend) {
 
 func testMixedLimits(t *testing.T, b backend) {
 	s := b.open(t, semaphore.Options{})
-	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	ctx, cancel := context.WithTimeout(t.Context(), 1500*time.Millisecond)
 	defer cancel()
 	var (
 		mu  sync.Mutex
@@ -229,14 +229,14 @@ func testCancelLeavesQueue(t *testing.T, b backend) {
 	s := b.open(t, semaphore.Options{})
 	l := semaphore.Limits{Concurrency: 1}
 	holder := mustAcquire(t, s, "cancel", l)
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
 	defer cancel()
 	if _, err := s.Acquire(ctx, "cancel", l); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("acquire past its context = %v", err)
 	}
 	waitForWaiters(t, s, "cancel", 0)
 	mustRelease(t, holder)
-	st, err := s.State(context.Background(), "cancel")
+	st, err := s.State(t.Context(), "cancel")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -250,13 +250,13 @@ func testQueueFull(t *testing.T, b backend) {
 	s := b.open(t, semaphore.Options{MaxQueue: 2})
 	l := semaphore.Limits{Concurrency: 1}
 	holder := mustAcquire(t, s, "full", l)
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	for i := range 2 {
 		go func() { _, _ = s.Acquire(ctx, "full", l) }()
 		waitForWaiters(t, s, "full", i+1)
 	}
-	if _, err := s.Acquire(context.Background(), "full", l); !errors.Is(err, semaphore.ErrQueueFull) {
+	if _, err := s.Acquire(t.Context(), "full", l); !errors.Is(err, semaphore.ErrQueueFull) {
 		t.Fatalf("third waiter: %v, want ErrQueueFull", err)
 	}
 	cancel()
@@ -266,7 +266,7 @@ func testQueueFull(t *testing.T, b backend) {
 // testRetriedScripts replays each script call, as go-redis does when a reply is lost on the way back.
 func testRetriedScripts(t *testing.T, b backend) {
 	s := b.open(t, semaphore.Options{})
-	ctx := context.Background()
+	ctx := t.Context()
 	l := semaphore.Limits{Concurrency: 1}
 	g1, err := s.RawAcquire(ctx, "retry", "rid-1", l)
 	if err != nil || g1.Status != 1 {
@@ -313,7 +313,7 @@ func testRetriedScripts(t *testing.T, b backend) {
 
 func testStaleRelease(t *testing.T, b backend) {
 	s := b.open(t, semaphore.Options{Lease: 300 * time.Millisecond, Heartbeat: 50 * time.Millisecond})
-	ctx := context.Background()
+	ctx := t.Context()
 	l := semaphore.Limits{Concurrency: 1}
 	g1, err := s.RawAcquire(ctx, "stale", "old", l) // raw: no automatic refresh
 	if err != nil || g1.Status != 1 {
@@ -341,10 +341,10 @@ func testLeaseRefresh(t *testing.T, b backend) {
 	s := b.open(t, semaphore.Options{Lease: 200 * time.Millisecond, Heartbeat: 50 * time.Millisecond})
 	l := semaphore.Limits{Concurrency: 1}
 	held := mustAcquire(t, s, "refresh", l)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second) // five leases long
+	ctx, cancel := context.WithTimeout(t.Context(), time.Second) // five leases long
 	defer cancel()
 	if other, err := s.Acquire(ctx, "refresh", l); err == nil {
-		_ = other.Release(context.Background())
+		_ = other.Release(t.Context())
 		t.Fatal("a second holder got in while the first was held past its initial lease")
 	}
 	select {
@@ -358,7 +358,7 @@ func testLeaseRefresh(t *testing.T, b backend) {
 
 func testBackoff(t *testing.T, b backend) {
 	s := b.open(t, semaphore.Options{BackoffBase: 40 * time.Millisecond, MaxBackoff: 300 * time.Millisecond})
-	ctx := context.Background()
+	ctx := t.Context()
 	before := time.Now()
 	d, err := s.Backoff(ctx, "bo", 200*time.Millisecond)
 	if err != nil || d != 200*time.Millisecond {
@@ -389,7 +389,7 @@ func testBackoff(t *testing.T, b backend) {
 // start to a delay after that actual start: for the waiter its release hands the slot to, for a
 // newcomer after the release, and for a grant made after a refresh that carried the report.
 func testLateStart(t *testing.T, b backend) {
-	ctx := context.Background()
+	ctx := t.Context()
 	s := b.open(t, semaphore.Options{Lease: 300 * time.Millisecond})
 	l := semaphore.Limits{Concurrency: 1, Delay: 150 * time.Millisecond}
 	late := func(lease *semaphore.Lease, by time.Duration) time.Time {
@@ -454,7 +454,7 @@ func testLateStart(t *testing.T, b backend) {
 func testIdleKeyVanishes(t *testing.T, b backend) {
 	prefix := uniquePrefix()
 	s := b.open(t, semaphore.Options{Prefix: prefix})
-	ctx := context.Background()
+	ctx := t.Context()
 	mustRelease(t, mustAcquire(t, s, "idle", semaphore.Limits{Concurrency: 1, Delay: 300 * time.Millisecond}))
 	if _, err := s.Backoff(ctx, "idle", 200*time.Millisecond); err != nil {
 		t.Fatal(err)
@@ -491,7 +491,7 @@ func testIdleKeyVanishes(t *testing.T, b backend) {
 
 func pttl(t *testing.T, b backend, key string) time.Duration {
 	t.Helper()
-	d, err := b.client.PTTL(context.Background(), key).Result()
+	d, err := b.client.PTTL(t.Context(), key).Result()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -515,7 +515,7 @@ func testKilledHolder(t *testing.T, b backend) {
 	h.expect(t, "held", 10*time.Second)
 	h.kill()
 	killed := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	lease2, err := s.Acquire(ctx, "killed", l)
 	if err != nil {
@@ -544,9 +544,9 @@ func testKilledWaiter(t *testing.T, b backend) {
 	killed := time.Now()
 	got := make(chan error, 1)
 	go func() {
-		lease, err := s.Acquire(context.Background(), "kw", l)
+		lease, err := s.Acquire(t.Context(), "kw", l)
 		if err == nil {
-			err = lease.Release(context.Background())
+			err = lease.Release(t.Context())
 		}
 		got <- err
 	}()
@@ -580,7 +580,7 @@ func testNoClientTimestamps(t *testing.T, b backend) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	ctx := context.Background()
+	ctx := t.Context()
 	l := semaphore.Limits{Concurrency: 1, Delay: 10 * time.Millisecond}
 	held := mustAcquire(t, s, "clock", l)
 	held.Started(time.Now())                                                  // reported as a duration with the refresh and the release

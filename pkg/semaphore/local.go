@@ -6,9 +6,8 @@ import (
 	"time"
 )
 
-// NewLocal returns a Semaphore held in this process, for a single user without Redis. It has the
-// Redis backend's semantics (the same conformance tests run on both); its clock is this process's
-// monotonic clock.
+// NewLocal returns a Semaphore held in this process, for a single process without Redis. It has
+// the Redis backend's semantics and guarantees; its clock is this process's monotonic clock.
 func NewLocal(opts Options) (*Semaphore, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err

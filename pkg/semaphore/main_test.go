@@ -93,7 +93,7 @@ func backends(t *testing.T) []backend {
 // keysWithPrefix lists the keys under prefix on every master of the backend.
 func keysWithPrefix(t *testing.T, b backend, prefix string) []string {
 	t.Helper()
-	ctx := context.Background()
+	ctx := t.Context()
 	var (
 		out []string
 		mu  sync.Mutex // ForEachMaster scans the masters concurrently
@@ -122,7 +122,7 @@ func keysWithPrefix(t *testing.T, b backend, prefix string) []string {
 
 func mustAcquire(t testing.TB, s *semaphore.Semaphore, key string, l semaphore.Limits) *semaphore.Lease {
 	t.Helper()
-	lease, err := s.Acquire(context.Background(), key, l)
+	lease, err := s.Acquire(t.Context(), key, l)
 	if err != nil {
 		t.Fatalf("acquire %s: %v", key, err)
 	}
@@ -131,7 +131,7 @@ func mustAcquire(t testing.TB, s *semaphore.Semaphore, key string, l semaphore.L
 
 func mustRelease(t testing.TB, l *semaphore.Lease) {
 	t.Helper()
-	if err := l.Release(context.Background()); err != nil {
+	if err := l.Release(t.Context()); err != nil {
 		t.Fatalf("release: %v", err)
 	}
 }

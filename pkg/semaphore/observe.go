@@ -48,7 +48,8 @@ var (
 )
 
 // Observer reads keys' live state from the Redis a Redis semaphore with the same prefix uses. It
-// writes nothing and takes no part in the protocol, so it can run from outside the cluster (the CLI).
+// writes nothing and takes no part in the protocol, so it can run from anywhere that reaches Redis
+// (a command-line tool, say).
 type Observer struct {
 	c       ObserveClient
 	prefix  string

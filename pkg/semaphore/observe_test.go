@@ -15,7 +15,7 @@ import (
 // a lease started (in flight), a lease granted behind the delay gate (starting), a queued request
 // (waiting), a backoff, and a key that was never used; many keys in one call, across slots.
 func TestObserve(t *testing.T) {
-	ctx := context.Background()
+	ctx := t.Context()
 	for _, b := range backends(t) {
 		if !b.shared() {
 			continue
@@ -89,13 +89,13 @@ func TestObserveReloadsScript(t *testing.T) {
 			continue
 		}
 		obs := semaphore.NewObserver(b.client.(semaphore.ObserveClient), semaphore.Options{Prefix: uniquePrefix()})
-		if _, err := obs.Observe(context.Background(), []string{"a.test"}); err != nil {
+		if _, err := obs.Observe(t.Context(), []string{"a.test"}); err != nil {
 			t.Fatal(err)
 		}
-		if err := b.client.ScriptFlush(context.Background()).Err(); err != nil {
+		if err := b.client.ScriptFlush(t.Context()).Err(); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := obs.Observe(context.Background(), []string{"a.test"}); err != nil {
+		if _, err := obs.Observe(t.Context(), []string{"a.test"}); err != nil {
 			t.Fatalf("after SCRIPT FLUSH: %v", err)
 		}
 	}
@@ -108,7 +108,7 @@ func TestSlot(t *testing.T) {
 			continue
 		}
 		for _, k := range []string{"example.com", "a.test:8443", "[::1]:8080", "xn--bcher-kva.example", ""} {
-			want, err := b.client.(*redis.ClusterClient).ClusterKeySlot(context.Background(), "p:{"+k+"}:h").Result()
+			want, err := b.client.(*redis.ClusterClient).ClusterKeySlot(t.Context(), "p:{"+k+"}:h").Result()
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -125,7 +125,7 @@ func TestSlot(t *testing.T) {
 // TestActive: reports from two processes are listed and summed, a process's new report replaces
 // its old one, an empty report clears it, and the registry is trimmed to Max keys.
 func TestActive(t *testing.T) {
-	ctx := context.Background()
+	ctx := t.Context()
 	for _, b := range backends(t) {
 		if !b.shared() {
 			continue

@@ -26,7 +26,7 @@ func TestRedisRestart(t *testing.T) {
 	prefix := uniquePrefix()
 	s := b.open(t, semaphore.Options{Prefix: prefix, Heartbeat: 100 * time.Millisecond, Lease: time.Second})
 	l := semaphore.Limits{Concurrency: 2, Delay: 5 * time.Millisecond}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(t.Context())
 	var (
 		restarted       atomic.Bool
 		okBefore, okAft atomic.Int64
@@ -45,7 +45,7 @@ func TestRedisRestart(t *testing.T) {
 				if err == nil {
 					_ = lease.Wait(ctx)
 					time.Sleep(time.Millisecond)
-					err = lease.Release(context.Background())
+					err = lease.Release(t.Context())
 				}
 				switch {
 				case err == nil && restarted.Load():
@@ -86,7 +86,7 @@ func TestRedisRestart(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	st, err := b.open(t, semaphore.Options{Prefix: prefix}).State(context.Background(), "restart")
+	st, err := b.open(t, semaphore.Options{Prefix: prefix}).State(t.Context(), "restart")
 	if err != nil {
 		t.Fatal(err)
 	}
