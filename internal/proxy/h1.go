@@ -30,6 +30,7 @@ type h1 struct {
 	maxHead       int // bytes of one response head
 	maxIdle       int // in all
 	maxIdlePer    int // per origin
+	staleAfter    time.Duration
 	buffers       *bufferPool
 
 	mu    sync.Mutex
@@ -49,7 +50,7 @@ type h1conn struct {
 
 func newH1(dial func(context.Context, string) (net.Conn, error), o Options, buffers *bufferPool) *h1 {
 	h := &h1{dial: dial, headerTimeout: o.ResponseHeaderTimeout, uploadIdle: o.UploadIdleTimeout, tlsTimeout: o.TLSHandshakeTimeout, idleTimeout: o.IdleTimeout, maxHead: o.MaxResponseHeaderBytes, maxIdle: o.MaxIdleConns, maxIdlePer: min(64, o.MaxIdleConns),
-		buffers: buffers, idle: map[string][]*h1conn{}, quit: make(chan struct{})}
+		staleAfter: staleAfter, buffers: buffers, idle: map[string][]*h1conn{}, quit: make(chan struct{})}
 	go h.reap()
 	return h
 }
@@ -102,7 +103,7 @@ func (h *h1) serve(w http.ResponseWriter, r *http.Request, up context.Context, w
 				return err
 			}
 			wait = nil // a retry goes at once: the turn has started
-			if reused && !idempotent && time.Since(c.used) > staleAfter {
+			if reused && !idempotent && time.Since(c.used) > h.staleAfter {
 				// A request that cannot be sent again gets no connection the origin may have
 				// closed while this one waited for its turn.
 				_ = c.Close()

@@ -92,7 +92,8 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// newHarness starts a proxy with opts (loopback allowed, every CONNECT port allowed).
+// newHarness starts a proxy with opts (loopback allowed; every CONNECT port allowed unless opts
+// lists some).
 func newHarness(t *testing.T, opts Options, pol *fakePolicy) *harness {
 	t.Helper()
 	if pol == nil {
@@ -101,7 +102,7 @@ func newHarness(t *testing.T, opts Options, pol *fakePolicy) *harness {
 	if opts.ResponseHeaderTimeout == 0 {
 		opts.ResponseHeaderTimeout = 3 * time.Second
 	}
-	opts.AnyConnectPort = true
+	opts.AnyConnectPort = len(opts.ConnectPorts) == 0
 	guard, err := NewGuard("127.0.0.0/8,::1/128")
 	if err != nil {
 		t.Fatal(err)
@@ -226,3 +227,7 @@ func (h *harness) connectTLS(authority, serverName string) (*tls.Conn, error) {
 	}
 	return tc, nil
 }
+
+// expectContinue sets how long a request with Expect: 100-continue waits for the origin's 100
+// before it sends its body anyway.
+func (s *Server) expectContinue(d time.Duration) { s.up.transport.ExpectContinueTimeout = d }
