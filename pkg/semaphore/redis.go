@@ -81,7 +81,7 @@ type redisStore struct {
 	channel string
 	ps      *redis.PubSub
 	done    chan struct{}
-	batch   *batcher // releases share pipelines (one server only); nil: each is sent alone
+	batch   *batcher // acquires, releases and refreshes share pipelines (one server only); nil: each is sent alone
 }
 
 // keys returns the four keys of a semaphore key (meta, queue, params, alive; see lua/common.lua),
@@ -104,9 +104,21 @@ func since(st started) int64 {
 	return max(0, time.Since(st.at).Microseconds())
 }
 
+// run runs script in the next shared pipeline on one server, else on its own. wait: once sent, the
+// caller needs the reply even if ctx ends first (see batcher.run).
+func (r *redisStore) run(ctx context.Context, wait bool, script *redis.Script, keys []string, args ...any) (any, error) {
+	if r.batch == nil {
+		return script.Run(ctx, r.c, keys, args...).Result()
+	}
+	return r.batch.run(ctx, wait, script, keys, args...)
+}
+
 func (r *redisStore) acquire(ctx context.Context, key, rid string, l Limits) (reply, error) {
-	v, err := scriptAcquire.Run(ctx, r.c, r.keys(key), rid, l.Concurrency, ms(l.Delay), ms(r.opts.Lease),
-		ms(r.opts.WaiterTTL), r.opts.MaxQueue, r.channel, ms(r.opts.Heartbeat)).Result()
+	// An acquire already sent is not given up when ctx ends: its caller then leaves
+	// (Semaphore.abandon), and that leave must reach the server after this script, never before it
+	// on another pipeline.
+	v, err := r.run(ctx, true, scriptAcquire, r.keys(key), rid, l.Concurrency, ms(l.Delay), ms(r.opts.Lease),
+		ms(r.opts.WaiterTTL), r.opts.MaxQueue, r.channel, ms(r.opts.Heartbeat))
 	if err != nil {
 		return reply{}, err
 	}
@@ -146,12 +158,7 @@ func (r *redisStore) leave(ctx context.Context, key, rid string, token int64, st
 	for {
 		// since is read again for each attempt: the later it is read, the closer the start the
 		// script records comes to the true one (never before it).
-		var err error
-		if r.batch != nil {
-			err = r.batch.leave(ctx, r.keys(key), rid, token, since(st), ms(st.delay))
-		} else {
-			err = scriptLeave.Run(ctx, r.c, r.keys(key), rid, token, since(st), ms(st.delay)).Err()
-		}
+		_, err := r.run(ctx, false, scriptLeave, r.keys(key), rid, token, since(st), ms(st.delay))
 		if err == nil || ctx.Err() != nil {
 			return err
 		}
@@ -167,10 +174,14 @@ func (r *redisStore) leave(ctx context.Context, key, rid string, token int64, st
 }
 
 func (r *redisStore) refresh(ctx context.Context, key, rid string, token int64, st started) (time.Duration, error) {
-	v, err := scriptRefresh.Run(ctx, r.c, r.keys(key), rid, token, ms(r.opts.Lease), since(st), ms(st.delay)).Int64()
-	switch {
-	case err != nil:
+	x, err := r.run(ctx, false, scriptRefresh, r.keys(key), rid, token, ms(r.opts.Lease), since(st), ms(st.delay))
+	if err != nil {
 		return 0, err
+	}
+	v, ok := x.(int64)
+	switch {
+	case !ok:
+		return 0, fmt.Errorf("semaphore: unexpected refresh reply %T %v", x, x)
 	case v <= 0:
 		return 0, errLost
 	}
