@@ -61,13 +61,13 @@ func TestAcquiresSharePipelines(t *testing.T) {
 				if le == nil {
 					t.FailNow()
 				}
-				if tokens[le.Key] == nil {
-					tokens[le.Key] = map[int64]bool{}
+				if tokens[le.Key()] == nil {
+					tokens[le.Key()] = map[int64]bool{}
 				}
-				if tokens[le.Key][le.Token] {
-					t.Errorf("%s: token %d granted twice", le.Key, le.Token)
+				if tokens[le.Key()][le.Token()] {
+					t.Errorf("%s: token %d granted twice", le.Key(), le.Token())
 				}
-				tokens[le.Key][le.Token] = true
+				tokens[le.Key()][le.Token()] = true
 			}
 			for k := range tokens {
 				st, err := s.State(ctx, k)
