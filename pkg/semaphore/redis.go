@@ -107,10 +107,30 @@ func since(st started) int64 {
 // run runs script in the next shared pipeline on one server, else on its own. wait: once sent, the
 // caller needs the reply even if ctx ends first (see batcher.run).
 func (r *redisStore) run(ctx context.Context, wait bool, script *redis.Script, keys []string, args ...any) (any, error) {
+	var v any
+	var err error
 	if r.batch == nil {
-		return script.Run(ctx, r.c, keys, args...).Result()
+		v, err = script.Run(ctx, r.c, keys, args...).Result()
+	} else {
+		v, err = r.batch.run(ctx, wait, script, keys, args...)
 	}
-	return r.batch.run(ctx, wait, script, keys, args...)
+	return v, ownErr(ctx, err)
+}
+
+// ownErr is what a call that failed once its caller's deadline had passed returns: the caller's
+// context's error. The call failed because of that deadline (go-redis's read deadline, or a shared
+// pipeline's context, which ends at its latest caller's deadline), but the caller's context may not
+// say so yet (each context's timer fires on its own, late on a loaded machine), and the caller would
+// take the failure for the backend's.
+func ownErr(ctx context.Context, err error) error {
+	if err == nil {
+		return nil
+	}
+	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	return err
 }
 
 func (r *redisStore) acquire(ctx context.Context, key, rid string, l Limits) (reply, error) {
