@@ -63,11 +63,13 @@ func startEnv(t *testing.T, values ...string) *env {
 	return e
 }
 
-// startClusterEnv is startEnv on a six-node Redis Cluster (no password: redistest's cluster has none).
+// startClusterEnv is startEnv on a six-node Redis Cluster (no password: redistest's cluster has none),
+// set up as the README asks (cluster-require-full-coverage no: with Redis's default every shard
+// refuses writes while one master is down).
 func startClusterEnv(t *testing.T, values ...string) *env {
 	t.Helper()
 	e := &env{t: t, ca: newTestCA(t)}
-	e.cluster = redistest.StartCluster(t)
+	e.cluster = redistest.StartCluster(t, "--cluster-require-full-coverage", "no")
 	addrs := e.cluster.Addrs()
 	url := "redis+cluster://" + addrs[0] + "?addr=" + strings.Join(addrs[1:], "&addr=")
 	e.install(t, append([]string{"--set", "redis.url=" + url}, values...))

@@ -147,9 +147,11 @@ func (s *reportSection) timeline(what string, rs []result, marks map[string]time
 			}
 		}
 		var okPts, badPts plotter.XYs
+		top := 1.0
 		for b := 0; b <= last; b++ {
 			okPts = append(okPts, plotter.XY{X: float64(b) / 4, Y: ok[b] * 4})
 			badPts = append(badPts, plotter.XY{X: float64(b) / 4, Y: bad[b] * 4})
+			top = max(top, ok[b]*4, bad[b]*4)
 		}
 		p := plot.New()
 		p.Title.Text = what + ": crawler answers per second"
@@ -168,7 +170,7 @@ func (s *reportSection) timeline(what string, rs []result, marks map[string]time
 		p.Legend.Add("5xx or error", lb)
 		for label, at := range marks {
 			x := at.Sub(t0).Seconds()
-			m, err := plotter.NewLine(plotter.XYs{{X: x, Y: 0}, {X: x, Y: 1}})
+			m, err := plotter.NewLine(plotter.XYs{{X: x, Y: 0}, {X: x, Y: top}}) // across the chart
 			if err != nil {
 				return "", err
 			}
@@ -246,4 +248,64 @@ func writeReport() error {
 		}
 	}
 	return os.WriteFile(filepath.Join(dir, "report.md"), []byte(b.String()), 0o644)
+}
+
+// rateLine is one series of a rates chart: a count for each second.
+type rateLine struct {
+	Name   string
+	PerSec []float64
+	Color  color.Color
+	Dashed bool
+}
+
+// mark is a labelled instant on a chart, drawn as a vertical line across it.
+type mark struct {
+	Name  string
+	At    time.Time
+	Color color.Color
+}
+
+// rates charts counts per second from t0 (steps, one per second) with marks.
+func (s *reportSection) rates(what, title string, t0 time.Time, lines []rateLine, marks []mark) {
+	s.charts = append(s.charts, func(dir string) (string, error) {
+		p := plot.New()
+		p.Title.Text = title
+		p.X.Label.Text, p.Y.Label.Text = "seconds", "per second"
+		top := 1.0
+		for _, l := range lines {
+			var pts plotter.XYs
+			for i, v := range l.PerSec {
+				pts = append(pts, plotter.XY{X: float64(i), Y: v}, plotter.XY{X: float64(i + 1), Y: v})
+				top = max(top, v)
+			}
+			if len(pts) == 0 {
+				continue
+			}
+			ln, err := plotter.NewLine(pts)
+			if err != nil {
+				return "", err
+			}
+			ln.Color = l.Color
+			if l.Dashed {
+				ln.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
+			}
+			p.Add(ln)
+			p.Legend.Add(l.Name, ln)
+		}
+		for _, m := range marks {
+			x := m.At.Sub(t0).Seconds()
+			ml, err := plotter.NewLine(plotter.XYs{{X: x, Y: 0}, {X: x, Y: top * 1.1}})
+			if err != nil {
+				return "", err
+			}
+			ml.Color, ml.Dashes = m.Color, []vg.Length{vg.Points(2), vg.Points(2)}
+			p.Add(ml)
+			p.Legend.Add(fmt.Sprintf("%s (%.1f s)", m.Name, x), ml)
+		}
+		// Room above the lines for the legend.
+		p.Y.Min, p.Y.Max = 0, top*1.8
+		p.Legend.Top = true
+		name := s.file("rates", what)
+		return name, p.Save(7*vg.Inch, 3.5*vg.Inch, filepath.Join(dir, name))
+	})
 }

@@ -33,8 +33,9 @@ func main() {
 	workers := flag.Int("workers", 2, "concurrent fetchers per host (a crawler's per-host queue)")
 	duration := flag.Duration("duration", 5*time.Second, "how long to crawl")
 	quit := flag.String("quit", "", "admin address whose /quitquitquit is called at the end (legacy sidecars), with the token from $SSL_CERT_FILE's directory")
+	pause := flag.Duration("retry-pause", 0, "how long a worker waits after a 5xx answer or an error before its next request (a crawler's backoff; 0: none)")
 	flag.Parse()
-	if err := run(strings.Split(*urls, ","), *workers, *duration, *quit); err != nil {
+	if err := run(strings.Split(*urls, ","), *workers, *duration, *quit, *pause); err != nil {
 		fmt.Fprintln(os.Stderr, "crawler:", err)
 		os.Exit(1)
 	}
@@ -51,7 +52,7 @@ func proxyFor(r *http.Request) (*url.URL, error) {
 	return url.Parse(v)
 }
 
-func run(urls []string, workers int, duration time.Duration, quit string) error {
+func run(urls []string, workers int, duration time.Duration, quit string, pause time.Duration) error {
 	client := &http.Client{
 		Transport: &http.Transport{Proxy: proxyFor, MaxIdleConnsPerHost: 64, ForceAttemptHTTP2: true},
 		Timeout:   90 * time.Second,
@@ -83,6 +84,12 @@ func run(urls []string, workers int, duration time.Duration, quit string) error 
 					mu.Lock()
 					_ = enc.Encode(res)
 					mu.Unlock()
+					if pause > 0 && (res.Status >= 500 || res.Error != "") {
+						select {
+						case <-time.After(pause):
+						case <-ctx.Done():
+						}
+					}
 				}
 			}()
 		}
