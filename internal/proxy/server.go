@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httputil"
 	"sync"
 	"time"
 
@@ -106,8 +105,7 @@ type Server struct {
 	log     *slog.Logger
 	metrics *metrics
 
-	rp        *httputil.ReverseProxy
-	h1        *h1 // plain HTTP on the handler's goroutine; the rest goes through rp
+	h1        *h1 // every exchange with an origin, on the handler's goroutine
 	outer     *http.Server
 	inner     *http.Server // serves the requests inside intercepted CONNECTs
 	intercept *connQueue
@@ -134,9 +132,7 @@ func New(opts Options, pol Politeness, ca *CA, up *Upstream, log *slog.Logger, r
 	s := &Server{opts: opts, pol: pol, ca: ca, up: up, log: log, metrics: m, intercept: newConnQueue()}
 	s.base, s.cancelBase = context.WithCancel(context.Background())
 	baseContext := func(net.Listener) context.Context { return s.base }
-	buffers := &bufferPool{}
-	s.rp = s.reverseProxy(buffers)
-	s.h1 = newH1(up.dial, opts, buffers)
+	s.h1 = newH1(up.dial, opts, &bufferPool{}, s.splice)
 	errLog := slog.NewLogLogger(log.Handler(), slog.LevelDebug)
 	s.outer = &http.Server{
 		Handler:           s,
