@@ -77,12 +77,12 @@ func (s *Server) connect(w http.ResponseWriter, r *http.Request) {
 
 var errSNIMismatch = errors.New("proxy: TLS server name is not the CONNECT host")
 
-// sameHost reports whether two authorities name the same host and port once normalised (case,
+// sameHost reports whether two authorities name the same host and port once normalized (case,
 // IDNA, trailing dot, default port 443).
 func sameHost(a, b string) bool {
-	ha, pa, erra := policy.Normalize(a, "https")
-	hb, pb, errb := policy.Normalize(b, "https")
-	return erra == nil && errb == nil && ha == hb && pa == pb
+	oa, erra := policy.ParseOrigin("https", a)
+	ob, errb := policy.ParseOrigin("https", b)
+	return erra == nil && errb == nil && oa == ob
 }
 
 // checkConnect refuses ports outside the allowed list and address literals the guard refuses, before
