@@ -96,7 +96,7 @@ func (s *Server) checkConnect(host, port string) *Refusal {
 		return &Refusal{Status: http.StatusForbidden, Type: "http_request_denied", Reason: "connect_port",
 			Details: fmt.Sprintf("CONNECT to port %d is not allowed", p)}
 	}
-	if a, err := netip.ParseAddr(host); err == nil && !s.up.guard.AllowedAddrPort(netip.AddrPortFrom(a, uint16(p))) {
+	if a, err := netip.ParseAddr(host); err == nil && !s.upstream.guard.AllowedAddrPort(netip.AddrPortFrom(a, uint16(p))) {
 		return &Refusal{Status: http.StatusForbidden, Type: "destination_ip_prohibited", Reason: "destination",
 			Details: "destination address is in a range not allowed (--allow-cidr)"}
 	}
@@ -140,29 +140,29 @@ func (s *Server) tunnel(w http.ResponseWriter, r *http.Request) {
 	}
 	defer turn.Release()
 	ctx, cancel := context.WithTimeout(withPin(r.Context(), turn), s.opts.DialTimeout)
-	up, err := s.up.dial(ctx, r.Host)
+	origin, err := s.upstream.dial(ctx, r.Host)
 	cancel()
 	if err != nil {
 		s.refuse(w, r, Classify(err))
 		return
 	}
 	if err := turn.Wait(r.Context()); err != nil { // dialled first: the tunnel opens at the gate
-		_ = up.Close()
+		_ = origin.Close()
 		s.refuse(w, r, err)
 		return
 	}
 	conn, ok := s.hijack(w, r)
 	if !ok {
-		_ = up.Close()
+		_ = origin.Close()
 		return
 	}
 	s.metrics.outcome("tunnel")
 	s.metrics.inFlight.Inc()
 	defer s.metrics.inFlight.Dec()
-	untrack := s.active.track(conn, up)
+	untrack := s.active.track(conn, origin)
 	defer untrack()
-	stop := turn.AfterLost(func() { _ = conn.Close(); _ = up.Close() }) // a lost hold ends the tunnel
-	s.splice(conn, up, turn.Sent)                                       // the tunnel starts at the origin with the client's first bytes
+	stop := turn.AfterLost(func() { _ = conn.Close(); _ = origin.Close() }) // a lost hold ends the tunnel
+	s.splice(conn, origin, turn.Sent)                                       // the tunnel starts at the origin with the client's first bytes
 	stop()
 }
 

@@ -25,12 +25,12 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithCancelCause(r.Context())
 	defer cancel(nil)
 	// The exchange with the origin outlives the client (see h1.serve), not the lease or the drain.
-	up, upCancel := context.WithCancelCause(withPin(s.base, turn))
-	defer upCancel(nil)
-	stop := turn.AfterLost(func() { cancel(errLost); upCancel(errLost) })
+	exchange, cancelExchange := context.WithCancelCause(withPin(s.base, turn))
+	defer cancelExchange(nil)
+	stop := turn.AfterLost(func() { cancel(errLost); cancelExchange(errLost) })
 	defer stop()
 	r = r.WithContext(ctx)
-	err = s.h1.serve(w, r, up, turn.Wait, turn.Sent, func(resp *http.Response) {
+	err = s.h1.serve(w, r, exchange, turn.Wait, turn.Sent, func(resp *http.Response) {
 		turn.Response(resp.StatusCode, resp.Header)
 		s.metrics.outcome("ok")
 	})

@@ -67,11 +67,11 @@ var errNoResponse = errors.New("proxy: reused connection closed before the respo
 // once the request's head is on the connection (each time it is sent). It returns an
 // error, for the caller to answer, only when nothing was written to w yet.
 //
-// up bounds the exchange with the origin; it outlives the client (r's context). A client that goes
-// away before r is sent stops it being sent; after, the origin is still working on it, so the
+// exchange is the context of the exchange with the origin; it outlives the client (r's context). A
+// client that goes away before r is sent stops it being sent; after, the origin is still working on it, so the
 // exchange runs to its end (the response drained, within limits) while the turn stays held: the
 // origin never sees more requests in flight than the turn allows, whatever crawlers cancel.
-func (h *h1) serve(w http.ResponseWriter, r *http.Request, up context.Context, wait func(context.Context) error, sent func(), onHead func(*http.Response)) error {
+func (h *h1) serve(w http.ResponseWriter, r *http.Request, exchange context.Context, wait func(context.Context) error, sent func(), onHead func(*http.Response)) error {
 	ctx := r.Context()
 	out := outgoing(r)
 	tlsOn, name := out.URL.Scheme == "https", out.URL.Hostname()
@@ -84,12 +84,12 @@ func (h *h1) serve(w http.ResponseWriter, r *http.Request, up context.Context, w
 		addr = net.JoinHostPort(name, port)
 	}
 	key := out.URL.Scheme + "://" + addr
-	if a, ok := pinOf(up); ok { // pinned connections are pooled by the address they were dialled to
+	if a, ok := pinOf(exchange); ok { // pinned connections are pooled by the address they were dialled to
 		key += "@" + a.String()
 	}
 	idempotent := out.Body == nil && (out.Method == http.MethodGet || out.Method == http.MethodHead || out.Method == http.MethodOptions)
 	retried := false
-	c, reused, err := h.get(up, key, tlsOn, addr, name)
+	c, reused, err := h.get(exchange, key, tlsOn, addr, name)
 	for {
 		if err != nil {
 			return err
@@ -104,7 +104,7 @@ func (h *h1) serve(w http.ResponseWriter, r *http.Request, up context.Context, w
 				// A request that cannot be sent again gets no connection the origin may have
 				// closed while this one waited for its turn.
 				_ = c.Close()
-				if c, err = h.dialConn(up, key, tlsOn, addr, name); err != nil {
+				if c, err = h.dialConn(exchange, key, tlsOn, addr, name); err != nil {
 					return err
 				}
 				reused = false
@@ -116,16 +116,16 @@ func (h *h1) serve(w http.ResponseWriter, r *http.Request, up context.Context, w
 		}
 		if reused && !c.reusable() { // the origin sent more, or closed it: nothing sent yet, so any request may go
 			_ = c.Close()
-			if c, err = h.dialConn(up, key, tlsOn, addr, name); err != nil {
+			if c, err = h.dialConn(exchange, key, tlsOn, addr, name); err != nil {
 				return err
 			}
 			reused = false
 		}
-		resp, rerr := h.roundTrip(up, c, out, reused, w, sent)
+		resp, rerr := h.roundTrip(exchange, c, out, reused, w, sent)
 		if errors.Is(rerr, errNoResponse) && idempotent && !retried {
 			// Once, on a new connection: another pooled one may be just as stale.
 			retried = true
-			c, err = h.dialConn(up, key, tlsOn, addr, name)
+			c, err = h.dialConn(exchange, key, tlsOn, addr, name)
 			reused = false
 			continue
 		}

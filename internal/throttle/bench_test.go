@@ -59,7 +59,7 @@ func BenchmarkAdmitRedis(b *testing.B) {
 				}
 			})
 			b.StopTimer()
-			_ = thr.Wait(ctx)
+			_ = thr.WaitReleases(ctx)
 		})
 	}
 }

@@ -83,7 +83,7 @@ func (t *Throttle) RobotsGate(ctx context.Context, u *url.URL) (robots.Turn, err
 	if err != nil {
 		return nil, groupRefusal(ctx, err)
 	}
-	l := semaphore.Limits{Concurrency: lim.MaxConcurrency, Delay: lim.Delay(0, 0)}
+	l := semaphore.Limits{Concurrency: lim.MaxConcurrency, Delay: lim.Delay(0)}
 	lease, sem, err := t.acquire(ctx, key, l, lim.WaitTimeout)
 	if err != nil {
 		return nil, t.refusal(ctx, err, l)

@@ -98,7 +98,7 @@ func (t *Throttle) Admit(ctx context.Context, r *http.Request) (proxy.Turn, erro
 		t.hosts.robots(key, "ignored")
 	}
 	began := time.Now()
-	l := semaphore.Limits{Concurrency: lim.MaxConcurrency, Delay: lim.Delay(crawlDelay, 0)}
+	l := semaphore.Limits{Concurrency: lim.MaxConcurrency, Delay: lim.Delay(crawlDelay)}
 	counted := t.hosts.waiting(key, delaySource(lim.MinDelay, crawlDelay, lim.MaxCrawlDelay))
 	if key != hostKey {
 		if err := t.hostBackoff(ctx, hostKey, lim.WaitTimeout); err != nil {
@@ -196,8 +196,9 @@ func (t *Throttle) give(ctx context.Context, l *semaphore.Lease) {
 	}
 }
 
-// Wait blocks until every release in flight is done, or ctx ends.
-func (t *Throttle) Wait(ctx context.Context) error {
+// WaitReleases blocks until every release in flight (given back in the background) is done, or ctx
+// ends. (Turn.Wait is another wait: for a request's start.)
+func (t *Throttle) WaitReleases(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() { t.releases.Wait(); close(done) }()
 	select {

@@ -127,7 +127,7 @@ func TestAdmit(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	_, err = thr.Admit(ctx, get("http://EXAMPLE.com:80/b")) // the same host, normalised
+	_, err = thr.Admit(ctx, get("http://EXAMPLE.com:80/b")) // the same host, normalized
 	if r := refusal(t, err, http.StatusTooManyRequests); r.RetryAfter <= 0 {
 		t.Errorf("429 without Retry-After: %+v", r)
 	}
@@ -144,7 +144,7 @@ func TestAdmit(t *testing.T) {
 	bad := &http.Request{Method: http.MethodGet, URL: &url.URL{Scheme: "http", Host: "exa mple.com", Path: "/"}, Header: http.Header{}}
 	_, err = thr.Admit(ctx, bad)
 	_ = refusal(t, err, http.StatusBadRequest)
-	if err := thr.Wait(ctx); err != nil {
+	if err := thr.WaitReleases(ctx); err != nil {
 		t.Fatal(err)
 	}
 }
