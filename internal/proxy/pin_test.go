@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"io"
 	"net"
@@ -76,7 +75,7 @@ func TestUpstreamResolve(t *testing.T) {
 		t.Fatal(err)
 	}
 	up := NewUpstream(Options{Resolver: ResolverAt(dns), DialTimeout: 2 * time.Second}, g)
-	ctx := context.Background()
+	ctx := t.Context()
 	if a, err := up.Resolve(ctx, "two.test", 80); err != nil || a != netip.MustParseAddr("127.0.0.2") {
 		t.Errorf("two.test: %v %v, want 127.0.0.2 (10.0.0.1 is not allowed)", a, err)
 	}
