@@ -88,7 +88,7 @@ func cmdExplain(ctx context.Context, c *common, args []string) error {
 	defer c.done()
 	key := policy.Key(host, port)
 	in := explainInput{url: u, key: key, agent: *agent, pol: pol.Explain(host, port)}
-	if in.pol.Limits.EnforceRobots {
+	if in.pol.HostPolicy.EnforceRobots {
 		r, err := lookupRobots(ctx, rdb, u.Scheme+"://"+key)
 		if err != nil {
 			return err
@@ -122,7 +122,7 @@ type explainInput struct {
 
 // explain decides the verdict from what was read; it does no I/O.
 func explain(in explainInput) explainReply {
-	l := in.pol.Limits
+	l := in.pol.HostPolicy
 	s := in.state
 	out := explainReply{URL: in.url.String(), Host: in.key, Policy: map[string]string{}, State: explainState{
 		InFlight: s.InFlight, Starting: s.Starting, Waiting: s.Waiting, Limit: s.Limit, Delay: s.Delay.String(),
@@ -151,9 +151,9 @@ func explain(in explainInput) explainReply {
 		}
 		if capped < crawlDelay {
 			add("crawl-delay", effect, "Crawl-delay %s capped to %s by maxCrawlDelay (%s); delay between starts %s",
-				crawlDelay, capped, in.pol.Source["maxCrawlDelay"], l.Delay(crawlDelay, 0))
+				crawlDelay, capped, in.pol.Source["maxCrawlDelay"], l.Delay(crawlDelay))
 		} else {
-			add("crawl-delay", effect, "Crawl-delay %s (under maxCrawlDelay %s); delay between starts %s", crawlDelay, l.MaxCrawlDelay, l.Delay(crawlDelay, 0))
+			add("crawl-delay", effect, "Crawl-delay %s (under maxCrawlDelay %s); delay between starts %s", crawlDelay, l.MaxCrawlDelay, l.Delay(crawlDelay))
 		}
 	}
 	if s.Backoff > 0 {

@@ -11,8 +11,9 @@ import (
 	"time"
 )
 
-// TestPlainHTTP covers the plain-HTTP path that does not go through http.Transport: hop-by-hop
-// headers, Via, no X-Forwarded-For, no invented User-Agent; a pooled connection the origin closed
+// TestPlainHTTP covers the way every request goes to its origin (internal/proxy's h1, not
+// http.Transport), through the binary: hop-by-hop headers, Via, no X-Forwarded-For, no invented
+// User-Agent; a pooled connection the origin closed
 // while idle is replaced without the client seeing an error; a streamed body is not held back; HEAD;
 // trailers.
 func TestPlainHTTP(t *testing.T) {

@@ -154,7 +154,7 @@ func run(ctx context.Context, o Options) error {
 	}
 	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer rcancel()
-	_ = thr.Wait(rctx)
+	_ = thr.WaitReleases(rctx)
 	stopPublish()
 	<-published // its last report, with the requests drained, clears this sidecar's load
 	_ = sem.Close()

@@ -264,7 +264,7 @@ func TestPolicyController(t *testing.T) {
 	limitsAre := func(conc int, delay time.Duration) func() bool {
 		return func() bool {
 			p, _, ok := cm("crawl")
-			return ok && p.For("news.example", "") == policy.Limits{MaxConcurrency: conc, MinDelay: delay,
+			return ok && p.For("news.example", "") == policy.HostPolicy{MaxConcurrency: conc, MinDelay: delay,
 				MaxCrawlDelay: policy.BuiltinDefaults.MaxCrawlDelay, EnforceRobots: true, WaitTimeout: policy.BuiltinDefaults.WaitTimeout}
 		}
 	}

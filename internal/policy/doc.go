@@ -1,7 +1,9 @@
 // Package policy owns the politeness policy document: the YAML the sidecar reads with --policy-file
-// and the controller will generate from Helm defaults and CrawlPolicy objects. It parses and validates
-// the document (errors name the line), normalises hosts, matches host patterns and computes a host's
-// effective limits. It knows nothing of Redis, HTTP proxying or Kubernetes.
+// and the controller compiles from its defaults (the webhook's flags, set by the Helm chart) and the
+// CrawlPolicy objects. It parses and validates the document (errors name the line), normalizes
+// hosts into one identity per request (Origin: the policy lookup, the semaphore key, the robots.txt
+// URL and the port dialled all derive from it), matches host patterns and computes a host's
+// effective limits (HostPolicy). It knows nothing of Redis, HTTP proxying or Kubernetes.
 //
 // Matching: a pattern names a host ("example.com"), its subdomains ("*.example.org", not the apex),
 // and optionally one port ("example.com:8443"). The most specific matching rule wins: an exact host

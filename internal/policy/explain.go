@@ -7,7 +7,7 @@ import (
 
 // Explanation is a host's effective limits with, for each limit, what set it.
 type Explanation struct {
-	Limits Limits
+	HostPolicy HostPolicy
 	// Source names what set each field (keys: maxConcurrency, minDelay, maxCrawlDelay, robots,
 	// waitTimeout, tls, groupBy): "rule at line N (patterns)" for a rule, "defaults" for the document's
 	// defaults, "built-in default" for a default the document leaves unset (or sets to the built-in
@@ -35,7 +35,7 @@ func (p *Policy) Explain(host, port string) Explanation {
 			}
 		}
 	}
-	e := Explanation{Limits: p.For(host, port), Source: map[string]string{}}
+	e := Explanation{HostPolicy: p.For(host, port), Source: map[string]string{}}
 	def := func(field string, same bool) {
 		if same {
 			e.Source[field] = "built-in default"
@@ -65,7 +65,7 @@ func (p *Policy) Explain(host, port string) Explanation {
 				}
 			}
 		}
-		f, in := r.Fields, e.Limits
+		f, in := r.Fields, e.HostPolicy
 		set("maxConcurrency", f.MaxConcurrency != nil, l.MaxConcurrency == in.MaxConcurrency)
 		set("minDelay", f.MinDelay != nil, l.MinDelay == in.MinDelay)
 		set("maxCrawlDelay", f.MaxCrawlDelay != nil, l.MaxCrawlDelay == in.MaxCrawlDelay)
@@ -79,7 +79,7 @@ func (p *Policy) Explain(host, port string) Explanation {
 
 // String is the explanation in one line per field.
 func (e Explanation) String() string {
-	l := e.Limits
+	l := e.HostPolicy
 	robots, tls := "enforce", "intercept"
 	if !l.EnforceRobots {
 		robots = "ignore"

@@ -25,11 +25,11 @@ rules:
 		t.Fatal(err)
 	}
 	e := p.Explain("shop.example.com", "")
-	if e.Limits != p.For("shop.example.com", "") {
-		t.Fatalf("Explain's limits %+v differ from For's", e.Limits)
+	if e.HostPolicy != p.For("shop.example.com", "") {
+		t.Fatalf("Explain's limits %+v differ from For's", e.HostPolicy)
 	}
-	if e.Limits.MaxConcurrency != 1 || e.Limits.MaxCrawlDelay != 30*time.Second || e.Limits.WaitTimeout != 10*time.Second {
-		t.Fatalf("limits %+v", e.Limits)
+	if e.HostPolicy.MaxConcurrency != 1 || e.HostPolicy.MaxCrawlDelay != 30*time.Second || e.HostPolicy.WaitTimeout != 10*time.Second {
+		t.Fatalf("limits %+v", e.HostPolicy)
 	}
 	for field, want := range map[string]string{
 		"maxConcurrency": "rule at line 6 (shop.example.com)",

@@ -57,7 +57,7 @@ func FuzzParse(f *testing.F) {
 	})
 }
 
-// FuzzNormalize: Normalize is idempotent (its output, as a key, normalises to itself), its hosts are
+// FuzzNormalize: Normalize is idempotent (its output, as a key, normalizes to itself), its hosts are
 // lower-case ASCII, and the host's URL parses back to the same host.
 func FuzzNormalize(f *testing.F) {
 	for _, s := range []string{"Example.COM", "example.com:80", "[::1]:8080", "[2001:DB8::1]", "[::ffff:1.2.3.4]",

@@ -39,7 +39,7 @@ const (
 	ipPrefix     = "ip:"
 )
 
-// GroupKey is the semaphore key of a request to the normalised host and port (see Normalize)
+// GroupKey is the semaphore key of a request to the normalized host and port (see Normalize)
 // under g. addr is the address the request will be dialled to; only GroupIP reads it, and a host
 // that is an IP literal is its own address. Without a valid address GroupIP falls back to the host.
 func GroupKey(g Group, host, port string, addr netip.Addr) string {
@@ -68,7 +68,7 @@ func AddrGroup(a netip.Addr) string {
 	return p.String()
 }
 
-// RegistrableDomain is a normalised host's registrable domain, its public suffix plus one label
+// RegistrableDomain is a normalized host's registrable domain, its public suffix plus one label
 // (publicsuffix.EffectiveTLDPlusOne): "a.b.example.co.uk" is "example.co.uk". A name under a suffix
 // the list does not know ("x.y.test") takes its last two labels ("y.test"), as the list's default
 // rule "*" says. A host that has no registrable domain is its own group: an IP literal, a single

@@ -11,7 +11,7 @@ import (
 	"golang.org/x/net/idna"
 )
 
-// Normalize splits an authority ("Example.COM:443", "[::1]:8080", "bücher.example") into a normalised
+// Normalize splits an authority ("Example.COM:443", "[::1]:8080", "bücher.example") into a normalized
 // host and port: lower case, internationalised names in their ASCII (punycode) form, IPv6 literals
 // bracketed, IPv4-mapped IPv6 literals written as the IPv4 address they are ("[::ffff:1.2.3.4]" is
 // "1.2.3.4": one host, one semaphore key), the port without leading zeros and the scheme's default
@@ -41,7 +41,7 @@ func Normalize(authority, scheme string) (host, port string, err error) {
 	return host, port, err
 }
 
-// Key is the semaphore key of a normalised host and port: the host, or host:port. It is also the
+// Key is the semaphore key of a normalized host and port: the host, or host:port. It is also the
 // authority of the host's URLs (IPv6 bracketed).
 func Key(host, port string) string {
 	if port == "" {
@@ -81,7 +81,7 @@ func normalizeHost(h string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("policy: host %q: %w", h, err)
 	}
-	// A name whose normal form normalises to something else would get two keys: refused.
+	// A name whose normal form normalizes to something else would get two keys: refused.
 	if again, err := toASCII(ascii); err != nil || again != ascii {
 		return "", fmt.Errorf("policy: host %q has no stable normal form", h)
 	}

@@ -8,8 +8,9 @@ import (
 	"time"
 )
 
-// Limits are a host's effective limits.
-type Limits struct {
+// HostPolicy is what the policy sets for one host: its effective limits (the most specific rule,
+// else the defaults). semaphore.Limits is the part of it a turn is taken with.
+type HostPolicy struct {
 	MaxConcurrency int
 	MinDelay       time.Duration
 	MaxCrawlDelay  time.Duration
@@ -19,23 +20,24 @@ type Limits struct {
 	GroupBy        Group // what shares the budget: the host (the zero value), its registrable domain, its address
 }
 
-// Delay is the effective delay: max(minDelay, min(crawlDelay, maxCrawlDelay), backoff).
-func (l Limits) Delay(crawlDelay, backoff time.Duration) time.Duration {
-	return max(l.MinDelay, min(crawlDelay, l.MaxCrawlDelay), backoff)
+// Delay is the delay between starts for a robots.txt Crawl-delay: max(minDelay, min(crawlDelay,
+// maxCrawlDelay)). An origin's backoff (429, 503) is not part of it: the semaphore's gate adds that.
+func (l HostPolicy) Delay(crawlDelay time.Duration) time.Duration {
+	return max(l.MinDelay, min(crawlDelay, l.MaxCrawlDelay))
 }
 
 // BuiltinDefaults apply to whatever the document's defaults leave unset.
-var BuiltinDefaults = Limits{MaxConcurrency: 2, MinDelay: time.Second, MaxCrawlDelay: 30 * time.Second,
+var BuiltinDefaults = HostPolicy{MaxConcurrency: 2, MinDelay: time.Second, MaxCrawlDelay: 30 * time.Second,
 	EnforceRobots: true, WaitTimeout: 60 * time.Second}
 
 // Policy is a parsed, validated document, ready for lookups. It is immutable and safe to share.
 type Policy struct {
-	defaults Limits
+	defaults HostPolicy
 	rules    []Rule
 }
 
 type pattern struct {
-	host     string // normalised; for a wildcard, the suffix without "*."
+	host     string // normalized; for a wildcard, the suffix without "*."
 	wildcard bool
 	port     string // "" for any port
 }
@@ -88,7 +90,7 @@ func compile(doc Document) (*Policy, error) {
 }
 
 // apply overlays the set fields of f on l.
-func apply(l Limits, f Fields) Limits {
+func apply(l HostPolicy, f Fields) HostPolicy {
 	if f.MaxConcurrency != nil {
 		l.MaxConcurrency = *f.MaxConcurrency
 	}
@@ -114,8 +116,8 @@ func apply(l Limits, f Fields) Limits {
 }
 
 // stricter combines two equally specific rules field by field.
-func stricter(a, b Limits) Limits {
-	return Limits{
+func stricter(a, b HostPolicy) HostPolicy {
+	return HostPolicy{
 		MaxConcurrency: min(a.MaxConcurrency, b.MaxConcurrency),
 		MinDelay:       max(a.MinDelay, b.MinDelay),
 		MaxCrawlDelay:  max(a.MaxCrawlDelay, b.MaxCrawlDelay),
@@ -126,10 +128,10 @@ func stricter(a, b Limits) Limits {
 	}
 }
 
-// For returns the effective limits of a normalised host and port (see Normalize).
-func (p *Policy) For(host, port string) Limits {
+// For returns the effective limits of a normalized host and port (see Normalize).
+func (p *Policy) For(host, port string) HostPolicy {
 	best, found := -1, false
-	var out Limits
+	var out HostPolicy
 	for _, r := range p.rules {
 		for _, pt := range r.patterns {
 			if !pt.matches(host, port) {

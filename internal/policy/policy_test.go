@@ -38,16 +38,16 @@ func TestFor(t *testing.T) {
 	}
 	cases := []struct {
 		authority, scheme string
-		want              Limits
+		want              HostPolicy
 	}{
-		{"other.net", "https", Limits{2, time.Second, 30 * time.Second, true, time.Minute, false, GroupHost}},
-		{"EXAMPLE.com:443", "https", Limits{4, 250 * time.Millisecond, 30 * time.Second, true, time.Minute, false, GroupHost}},
-		{"example.com:8443", "https", Limits{2, time.Second, 30 * time.Second, true, time.Minute, true, GroupHost}}, // port beats no port
+		{"other.net", "https", HostPolicy{2, time.Second, 30 * time.Second, true, time.Minute, false, GroupHost}},
+		{"EXAMPLE.com:443", "https", HostPolicy{4, 250 * time.Millisecond, 30 * time.Second, true, time.Minute, false, GroupHost}},
+		{"example.com:8443", "https", HostPolicy{2, time.Second, 30 * time.Second, true, time.Minute, true, GroupHost}}, // port beats no port
 		// two equally specific wildcard rules: the stricter value of each field
-		{"www.example.org", "http", Limits{3, 250 * time.Millisecond, 30 * time.Second, true, time.Minute, false, GroupHost}},
-		{"api.example.org", "https", Limits{8, time.Second, 30 * time.Second, true, time.Minute, false, GroupHost}}, // exact beats wildcard
-		{"example.org", "https", Limits{2, time.Second, 30 * time.Second, true, time.Minute, false, GroupHost}},     // *.x is subdomains only
-		{"xn--bcher-kva.example", "https", Limits{2, 5 * time.Second, 30 * time.Second, true, time.Minute, false, GroupHost}},
+		{"www.example.org", "http", HostPolicy{3, 250 * time.Millisecond, 30 * time.Second, true, time.Minute, false, GroupHost}},
+		{"api.example.org", "https", HostPolicy{8, time.Second, 30 * time.Second, true, time.Minute, false, GroupHost}}, // exact beats wildcard
+		{"example.org", "https", HostPolicy{2, time.Second, 30 * time.Second, true, time.Minute, false, GroupHost}},     // *.x is subdomains only
+		{"xn--bcher-kva.example", "https", HostPolicy{2, 5 * time.Second, 30 * time.Second, true, time.Minute, false, GroupHost}},
 	}
 	for _, c := range cases {
 		h, port, err := Normalize(c.authority, c.scheme)
@@ -144,19 +144,26 @@ func TestNormalize(t *testing.T) {
 			continue
 		}
 		if h2, p2, err := Normalize(u.Host, "https"); err != nil || h2 != h || p2 != p {
-			t.Errorf("%s: URL host %q normalises to %q %q %v, want %q %q", in, u.Host, h2, p2, err, h, p)
+			t.Errorf("%s: URL host %q normalizes to %q %q %v, want %q %q", in, u.Host, h2, p2, err, h, p)
 		}
 	}
 }
 
 func TestDelay(t *testing.T) {
-	l := Limits{MinDelay: time.Second, MaxCrawlDelay: 10 * time.Second}
-	for _, c := range []struct{ crawl, backoff, want time.Duration }{
-		{0, 0, time.Second}, {3 * time.Second, 0, 3 * time.Second}, {time.Hour, 0, 10 * time.Second}, {0, time.Minute, time.Minute},
+	l := HostPolicy{MinDelay: time.Second, MaxCrawlDelay: 10 * time.Second}
+	for _, c := range []struct {
+		name        string
+		crawl, want time.Duration
+	}{
+		{"no Crawl-delay", 0, time.Second},
+		{"Crawl-delay above minDelay", 3 * time.Second, 3 * time.Second},
+		{"Crawl-delay capped", time.Hour, 10 * time.Second},
 	} {
-		if got := l.Delay(c.crawl, c.backoff); got != c.want {
-			t.Errorf("Delay(%v, %v) = %v, want %v", c.crawl, c.backoff, got, c.want)
-		}
+		t.Run(c.name, func(t *testing.T) {
+			if got := l.Delay(c.crawl); got != c.want {
+				t.Errorf("Delay(%v) = %v, want %v", c.crawl, got, c.want)
+			}
+		})
 	}
 }
 

@@ -77,12 +77,12 @@ func (s *Server) connect(w http.ResponseWriter, r *http.Request) {
 
 var errSNIMismatch = errors.New("proxy: TLS server name is not the CONNECT host")
 
-// sameHost reports whether two authorities name the same host and port once normalised (case,
+// sameHost reports whether two authorities name the same host and port once normalized (case,
 // IDNA, trailing dot, default port 443).
 func sameHost(a, b string) bool {
-	ha, pa, erra := policy.Normalize(a, "https")
-	hb, pb, errb := policy.Normalize(b, "https")
-	return erra == nil && errb == nil && ha == hb && pa == pb
+	oa, erra := policy.ParseOrigin("https", a)
+	ob, errb := policy.ParseOrigin("https", b)
+	return erra == nil && errb == nil && oa == ob
 }
 
 // checkConnect refuses ports outside the allowed list and address literals the guard refuses, before
@@ -96,7 +96,7 @@ func (s *Server) checkConnect(host, port string) *Refusal {
 		return &Refusal{Status: http.StatusForbidden, Type: "http_request_denied", Reason: "connect_port",
 			Details: fmt.Sprintf("CONNECT to port %d is not allowed", p)}
 	}
-	if a, err := netip.ParseAddr(host); err == nil && !s.up.guard.AllowedAddrPort(netip.AddrPortFrom(a, uint16(p))) {
+	if a, err := netip.ParseAddr(host); err == nil && !s.upstream.guard.AllowedAddrPort(netip.AddrPortFrom(a, uint16(p))) {
 		return &Refusal{Status: http.StatusForbidden, Type: "destination_ip_prohibited", Reason: "destination",
 			Details: "destination address is in a range not allowed (--allow-cidr)"}
 	}
@@ -140,29 +140,29 @@ func (s *Server) tunnel(w http.ResponseWriter, r *http.Request) {
 	}
 	defer turn.Release()
 	ctx, cancel := context.WithTimeout(withPin(r.Context(), turn), s.opts.DialTimeout)
-	up, err := s.up.dial(ctx, r.Host)
+	origin, err := s.upstream.dial(ctx, r.Host)
 	cancel()
 	if err != nil {
 		s.refuse(w, r, Classify(err))
 		return
 	}
 	if err := turn.Wait(r.Context()); err != nil { // dialled first: the tunnel opens at the gate
-		_ = up.Close()
+		_ = origin.Close()
 		s.refuse(w, r, err)
 		return
 	}
 	conn, ok := s.hijack(w, r)
 	if !ok {
-		_ = up.Close()
+		_ = origin.Close()
 		return
 	}
 	s.metrics.outcome("tunnel")
 	s.metrics.inFlight.Inc()
 	defer s.metrics.inFlight.Dec()
-	untrack := s.active.track(conn, up)
+	untrack := s.active.track(conn, origin)
 	defer untrack()
-	stop := turn.AfterLost(func() { _ = conn.Close(); _ = up.Close() }) // a lost hold ends the tunnel
-	s.splice(conn, up, turn.Sent)                                       // the tunnel starts at the origin with the client's first bytes
+	stop := turn.AfterLost(func() { _ = conn.Close(); _ = origin.Close() }) // a lost hold ends the tunnel
+	s.splice(conn, origin, turn.Sent)                                       // the tunnel starts at the origin with the client's first bytes
 	stop()
 }
 

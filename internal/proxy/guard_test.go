@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"context"
 	"errors"
 	"net"
 	"net/http"
@@ -89,7 +88,7 @@ func TestGuardChecksTheDialledAddress(t *testing.T) {
 			t.Fatal(err)
 		}
 		d := g.Dialer(net.Dialer{Timeout: 2 * time.Second})
-		conn, err := d.DialContext(context.Background(), "tcp", target)
+		conn, err := d.DialContext(t.Context(), "tcp", target)
 		if c.ok {
 			if err != nil {
 				t.Fatalf("allow %q: %v", c.allow, err)
@@ -166,7 +165,7 @@ func TestGuardResolver(t *testing.T) {
 			}
 		}
 		up := NewUpstream(Options{Resolver: ResolverAt(dns), DialTimeout: 2 * time.Second}, g)
-		c, err := up.dial(context.Background(), net.JoinHostPort(name, portStr))
+		c, err := up.dial(t.Context(), net.JoinHostPort(name, portStr))
 		if err == nil {
 			c.Close()
 		}

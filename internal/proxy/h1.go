@@ -8,19 +8,18 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/textproto"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 )
 
-// h1 forwards requests (plain, and intercepted HTTPS) over pooled HTTP/1.1 connections on the
-// handler's own goroutine, readying the connection before the turn's start.
-// http.Transport hands each request to a writer goroutine and each response back from a reader
-// goroutine; on a crawler's one-request-at-a-time path those two wake-ups are most of what a proxy
-// adds to latency. Requests it does not handle (upgrades, Expect: 100-continue) go through the
-// ReverseProxy and its Transport.
+// h1 forwards every request (plain, and intercepted HTTPS; upgrades and Expect: 100-continue
+// included) over pooled HTTP/1.1 connections on the handler's own goroutine, readying the
+// connection before the turn's start. It is the one place that applies the header rules
+// (headers.go), passes 1xx responses and trailers on and streams bodies. http.Transport hands each
+// request to a writer goroutine and each response back from a reader goroutine; on a crawler's
+// one-request-at-a-time path those two wake-ups are most of what a proxy adds to latency.
 type h1 struct {
 	dial          func(ctx context.Context, addr string) (net.Conn, error)
 	headerTimeout time.Duration // from the request written to the response head read
@@ -31,7 +30,11 @@ type h1 struct {
 	maxIdle       int // in all
 	maxIdlePer    int // per origin
 	staleAfter    time.Duration
+	expectTimeout time.Duration // for the origin's 100 Continue before a body is sent anyway
 	buffers       *bufferPool
+	// splice copies an upgraded exchange both ways until it ends (Server.splice), calling sent
+	// (when not nil) after the first bytes reached its second connection.
+	splice func(a, b net.Conn, sent func())
 
 	mu    sync.Mutex
 	idle  map[string][]*h1conn // by scheme://host:port, most recently used last
@@ -48,17 +51,11 @@ type h1conn struct {
 	used time.Time // put back in the pool
 }
 
-func newH1(dial func(context.Context, string) (net.Conn, error), o Options, buffers *bufferPool) *h1 {
+func newH1(dial func(context.Context, string) (net.Conn, error), o Options, buffers *bufferPool, splice func(a, b net.Conn, sent func())) *h1 {
 	h := &h1{dial: dial, headerTimeout: o.ResponseHeaderTimeout, uploadIdle: o.UploadIdleTimeout, tlsTimeout: o.TLSHandshakeTimeout, idleTimeout: o.IdleTimeout, maxHead: o.MaxResponseHeaderBytes, maxIdle: o.MaxIdleConns, maxIdlePer: min(64, o.MaxIdleConns),
-		staleAfter: staleAfter, buffers: buffers, idle: map[string][]*h1conn{}, quit: make(chan struct{})}
+		staleAfter: staleAfter, expectTimeout: expectContinueTimeout, buffers: buffers, splice: splice, idle: map[string][]*h1conn{}, quit: make(chan struct{})}
 	go h.reap()
 	return h
-}
-
-// handles reports whether r (http or https, as forward only gets those) goes through h1.
-func (h *h1) handles(r *http.Request) bool {
-	return r.Header.Get("Upgrade") == "" &&
-		!strings.EqualFold(r.Header.Get("Expect"), "100-continue")
 }
 
 // errNoResponse marks a failure before any byte of the response arrived on a reused connection:
@@ -70,11 +67,11 @@ var errNoResponse = errors.New("proxy: reused connection closed before the respo
 // once the request's head is on the connection (each time it is sent). It returns an
 // error, for the caller to answer, only when nothing was written to w yet.
 //
-// up bounds the exchange with the origin; it outlives the client (r's context). A client that goes
-// away before r is sent stops it being sent; after, the origin is still working on it, so the
+// exchange is the context of the exchange with the origin; it outlives the client (r's context). A
+// client that goes away before r is sent stops it being sent; after, the origin is still working on it, so the
 // exchange runs to its end (the response drained, within limits) while the turn stays held: the
 // origin never sees more requests in flight than the turn allows, whatever crawlers cancel.
-func (h *h1) serve(w http.ResponseWriter, r *http.Request, up context.Context, wait func(context.Context) error, sent func(), onHead func(*http.Response)) error {
+func (h *h1) serve(w http.ResponseWriter, r *http.Request, exchange context.Context, wait func(context.Context) error, sent func(), onHead func(*http.Response)) error {
 	ctx := r.Context()
 	out := outgoing(r)
 	tlsOn, name := out.URL.Scheme == "https", out.URL.Hostname()
@@ -87,12 +84,12 @@ func (h *h1) serve(w http.ResponseWriter, r *http.Request, up context.Context, w
 		addr = net.JoinHostPort(name, port)
 	}
 	key := out.URL.Scheme + "://" + addr
-	if a, ok := pinOf(up); ok { // pinned connections are pooled by the address they were dialled to
+	if a, ok := pinOf(exchange); ok { // pinned connections are pooled by the address they were dialled to
 		key += "@" + a.String()
 	}
 	idempotent := out.Body == nil && (out.Method == http.MethodGet || out.Method == http.MethodHead || out.Method == http.MethodOptions)
 	retried := false
-	c, reused, err := h.get(up, key, tlsOn, addr, name)
+	c, reused, err := h.get(exchange, key, tlsOn, addr, name)
 	for {
 		if err != nil {
 			return err
@@ -107,7 +104,7 @@ func (h *h1) serve(w http.ResponseWriter, r *http.Request, up context.Context, w
 				// A request that cannot be sent again gets no connection the origin may have
 				// closed while this one waited for its turn.
 				_ = c.Close()
-				if c, err = h.dialConn(up, key, tlsOn, addr, name); err != nil {
+				if c, err = h.dialConn(exchange, key, tlsOn, addr, name); err != nil {
 					return err
 				}
 				reused = false
@@ -119,60 +116,27 @@ func (h *h1) serve(w http.ResponseWriter, r *http.Request, up context.Context, w
 		}
 		if reused && !c.reusable() { // the origin sent more, or closed it: nothing sent yet, so any request may go
 			_ = c.Close()
-			if c, err = h.dialConn(up, key, tlsOn, addr, name); err != nil {
+			if c, err = h.dialConn(exchange, key, tlsOn, addr, name); err != nil {
 				return err
 			}
 			reused = false
 		}
-		resp, rerr := h.roundTrip(up, c, out, reused, w, sent)
+		resp, rerr := h.roundTrip(exchange, c, out, reused, w, sent)
 		if errors.Is(rerr, errNoResponse) && idempotent && !retried {
 			// Once, on a new connection: another pooled one may be just as stale.
 			retried = true
-			c, err = h.dialConn(up, key, tlsOn, addr, name)
+			c, err = h.dialConn(exchange, key, tlsOn, addr, name)
 			reused = false
 			continue
 		}
 		if rerr != nil {
 			return rerr
 		}
+		if resp.StatusCode == http.StatusSwitchingProtocols {
+			return h.upgrade(w, c, out, resp, onHead)
+		}
 		h.stream(w, r, c, resp, onHead)
 		return nil
-	}
-}
-
-// outgoing is r as sent to the origin: hop-by-hop headers removed (RFC 9110 7.6.1), no Forwarded
-// or X-Forwarded-*, Via added; the same rules as the ReverseProxy's.
-func outgoing(r *http.Request) *http.Request {
-	out := r.Clone(r.Context())
-	out.RequestURI = ""
-	out.Close = false
-	if r.ContentLength == 0 {
-		out.Body = nil
-	}
-	removeHopByHop(out.Header)
-	for _, k := range []string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"} {
-		out.Header.Del(k)
-	}
-	if _, ok := out.Header["User-Agent"]; !ok {
-		out.Header.Set("User-Agent", "") // not Go's default: the crawler sent none
-	}
-	out.Header.Add("Via", via)
-	return out
-}
-
-var hopByHop = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
-	"Te", "Trailer", "Transfer-Encoding", "Upgrade"}
-
-func removeHopByHop(h http.Header) {
-	for _, f := range h["Connection"] {
-		for _, name := range strings.Split(f, ",") {
-			if name = textproto.TrimString(name); name != "" {
-				h.Del(name)
-			}
-		}
-	}
-	for _, k := range hopByHop {
-		h.Del(k)
 	}
 }
 
@@ -190,28 +154,32 @@ func (h *h1) roundTrip(ctx context.Context, c *h1conn, out *http.Request, reused
 		}
 		return nil, err
 	}
-	if err := h.write(ctx, c, out, w, sent); err != nil {
-		return fail(err)
-	}
-	// The response head is waited for once the request is written, however long its body took.
-	_ = c.SetReadDeadline(time.Now().Add(h.headerTimeout))
-	if ctx.Err() != nil { // the hook may have run before the deadline above replaced its own
-		return fail(ctx.Err())
-	}
-	if _, err := c.br.Peek(1); err != nil {
-		if reused && (errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ECONNRESET)) {
-			return fail(errNoResponse)
-		}
-		return fail(err)
-	}
-	resp, err := readHead(c.src, c.br, out, h.maxHead, func(info *http.Response) {
-		removeHopByHop(info.Header)
+	info := func(info *http.Response) {
+		incoming(info)
 		copyHeader(w.Header(), info.Header)
 		w.WriteHeader(info.StatusCode)
 		clear(w.Header())
-	})
+	}
+	early, err := h.write(ctx, c, out, w, sent, info)
 	if err != nil {
 		return fail(err)
+	}
+	resp := early // a final answer to Expect: 100-continue, read before the body
+	if resp == nil {
+		// The response head is waited for once the request is written, however long its body took.
+		_ = c.SetReadDeadline(time.Now().Add(h.headerTimeout))
+		if ctx.Err() != nil { // the hook may have run before the deadline above replaced its own
+			return fail(ctx.Err())
+		}
+		if _, err := c.br.Peek(1); err != nil {
+			if reused && (errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ECONNRESET)) {
+				return fail(errNoResponse)
+			}
+			return fail(err)
+		}
+		if resp, err = readHead(c.src, c.br, out, h.maxHead, info, false); err != nil {
+			return fail(err)
+		}
 	}
 	_ = c.SetDeadline(time.Time{}) // the body streams as long as the turn's context allows
 	resp.Body = &watched{ReadCloser: resp.Body, stop: stop}
@@ -228,8 +196,7 @@ func (b *watched) Close() error { b.stop(); return b.ReadCloser.Close() }
 
 // stream sends resp to the client, then returns c to the pool if the exchange left it clean.
 func (h *h1) stream(w http.ResponseWriter, r *http.Request, c *h1conn, resp *http.Response, onHead func(*http.Response)) {
-	removeHopByHop(resp.Header)
-	resp.Header.Add("Via", via)
+	incoming(resp)
 	onHead(resp)
 	copyHeader(w.Header(), resp.Header)
 	announced := len(resp.Trailer)
@@ -264,6 +231,10 @@ func (h *h1) stream(w http.ResponseWriter, r *http.Request, c *h1conn, resp *htt
 	}
 	h.put(c)
 }
+
+// expectContinueTimeout is how long a request with Expect: 100-continue waits for the origin's
+// 100 Continue (or final answer) before its body is sent anyway, as net/http's Transport is set up.
+const expectContinueTimeout = time.Second
 
 // staleAfter: a pooled connection idle for longer is not used for a request that cannot be retried
 // once its turn has come (the origin may have closed it meanwhile).

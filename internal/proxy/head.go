@@ -51,11 +51,11 @@ func (h *headReader) Read(p []byte) (int, error) {
 }
 
 // readHead reads the response to req from br (which reads from src): at most max1xx informational
-// responses, each passed to info, then the final one. Each head may take limit bytes from src.
+// responses, each passed to info, then the final one; with upTo100, a 100 Continue is returned too. Each head may take limit bytes from src.
 // Status codes outside 100-999 and a 101 that req did not ask for (no Upgrade) are errors, as are
 // more 1xx; every error is a *Refusal (502) but for the connection's own (timeouts, resets). The
 // caller closes the connection on error.
-func readHead(src *headReader, br *bufio.Reader, req *http.Request, limit int, info func(*http.Response)) (*http.Response, error) {
+func readHead(src *headReader, br *bufio.Reader, req *http.Request, limit int, info func(*http.Response), upTo100 bool) (*http.Response, error) {
 	defer func() { src.left = -1 }()
 	for n := 0; ; n++ {
 		src.left = limit
@@ -72,6 +72,8 @@ func readHead(src *headReader, br *bufio.Reader, req *http.Request, limit int, i
 		case resp.StatusCode == http.StatusSwitchingProtocols && req.Header.Get("Upgrade") == "":
 			return nil, badResponse(errUnsolicited)
 		case resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols:
+			return resp, nil
+		case upTo100 && resp.StatusCode == http.StatusContinue:
 			return resp, nil
 		case n == max1xx:
 			return nil, badResponse(errTooMany1xx)

@@ -48,7 +48,7 @@ func FuzzReadHead(f *testing.F) {
 			if r.StatusCode < 100 || r.StatusCode > 199 || r.StatusCode == 101 {
 				t.Fatalf("informational response with status %d", r.StatusCode)
 			}
-		})
+		}, false)
 		if infos > max1xx {
 			t.Fatalf("%d 1xx responses passed on", infos)
 		}

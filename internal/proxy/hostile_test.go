@@ -182,7 +182,7 @@ func TestPoolNotPoisoned(t *testing.T) {
 // TestPoolBounded: the idle pool keeps at most MaxIdleConns connections and as many origins,
 // closing the one idle longest, however many origins a crawler moves through.
 func TestPoolBounded(t *testing.T) {
-	h := newH1(nil, Options{MaxIdleConns: 4}.withDefaults(), &bufferPool{})
+	h := newH1(nil, Options{MaxIdleConns: 4}.withDefaults(), &bufferPool{}, nil)
 	defer h.close()
 	var closed []string
 	for i := range 100 {

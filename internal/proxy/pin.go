@@ -47,7 +47,7 @@ func pinned(ctx context.Context, addr string) string {
 	return net.JoinHostPort(a.String(), port)
 }
 
-// Resolve is the address a request to host (a normalised host, IPv6 bracketed) and port will be
+// Resolve is the address a request to host (a normalized host, IPv6 bracketed) and port will be
 // dialled to when pinned (see DialPin): the first address the resolver answers that the guard
 // allows for port, resolved through the same resolver the dialer uses. It fails like a dial would
 // when no address is allowed (ErrForbiddenDestination) or the name does not resolve.

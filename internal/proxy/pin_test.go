@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"io"
 	"net"
@@ -25,8 +24,8 @@ func (p pinTurn) DialAddr() netip.Addr { return p.addr }
 var _ DialPin = pinTurn{}
 
 // TestDialPinned: a turn's pinned address is what the proxy dials, not the name (which resolves
-// nowhere here), on the h1 path and on the ReverseProxy path (a 100-continue upload); the guard
-// still checks the pinned address.
+// nowhere here), for a plain request and a 100-continue upload; the guard still checks the pinned
+// address.
 func TestDialPinned(t *testing.T) {
 	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write([]byte("origin saw " + r.Host))
@@ -40,17 +39,17 @@ func TestDialPinned(t *testing.T) {
 	u := "http://pinned.invalid:" + port + "/"
 	status, body, err := h.get(c, u)
 	if err != nil || status != http.StatusOK || body != "origin saw pinned.invalid:"+port {
-		t.Fatalf("h1 path: %d %q %v", status, body, err)
+		t.Fatalf("GET: %d %q %v", status, body, err)
 	}
 	req, _ := http.NewRequest(http.MethodPost, u, strings.NewReader("upload"))
 	req.Header.Set("Expect", "100-continue")
 	resp, err := c.Do(req)
 	if err != nil {
-		t.Fatalf("ReverseProxy path: %v", err)
+		t.Fatalf("100-continue: %v", err)
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("ReverseProxy path: %d", resp.StatusCode)
+		t.Fatalf("100-continue: %d", resp.StatusCode)
 	}
 	// Unpinned, the same name does not resolve: the pin is what made the requests go.
 	pol.turn = nil
@@ -76,7 +75,7 @@ func TestUpstreamResolve(t *testing.T) {
 		t.Fatal(err)
 	}
 	up := NewUpstream(Options{Resolver: ResolverAt(dns), DialTimeout: 2 * time.Second}, g)
-	ctx := context.Background()
+	ctx := t.Context()
 	if a, err := up.Resolve(ctx, "two.test", 80); err != nil || a != netip.MustParseAddr("127.0.0.2") {
 		t.Errorf("two.test: %v %v, want 127.0.0.2 (10.0.0.1 is not allowed)", a, err)
 	}

@@ -230,4 +230,4 @@ func (h *harness) connectTLS(authority, serverName string) (*tls.Conn, error) {
 
 // expectContinue sets how long a request with Expect: 100-continue waits for the origin's 100
 // before it sends its body anyway.
-func (s *Server) expectContinue(d time.Duration) { s.up.transport.ExpectContinueTimeout = d }
+func (s *Server) expectContinue(d time.Duration) { s.h1.expectTimeout = d }

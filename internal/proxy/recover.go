@@ -63,7 +63,7 @@ func (s *Server) recoverRequest(where string, w *recoverWriter) {
 		return
 	}
 	if err, ok := v.(error); ok && errors.Is(err, http.ErrAbortHandler) {
-		panic(v) // net/http's way to abort a response, used by the ReverseProxy: not a failure of ours
+		panic(v) // net/http's way to abort a response: not a failure of ours
 	}
 	s.RecordPanic(where, v)
 	s.metrics.outcome("panic")

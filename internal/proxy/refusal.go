@@ -114,6 +114,40 @@ func badRequest(details string) *Refusal {
 	return &Refusal{Status: http.StatusBadRequest, Type: "http_request_error", Reason: "bad_request", Details: details}
 }
 
+// The refusals a Politeness makes (internal/throttle): built here, so that every RFC 9209 error
+// type, status and metrics reason the proxy sends is chosen in this package.
+
+// BadHost refuses a request whose host does not normalize (err says why): 400.
+func BadHost(err error) *Refusal {
+	return &Refusal{Status: http.StatusBadRequest, Type: "http_request_error", Reason: "bad_request",
+		Details: "bad host: " + err.Error(), Err: err}
+}
+
+// RobotsDenied refuses a request robots.txt disallows, or cannot be evaluated for: 403.
+func RobotsDenied(details string, err error) *Refusal {
+	return &Refusal{Status: http.StatusForbidden, Type: "http_request_denied", Reason: "robots", Details: details, Err: err}
+}
+
+// WaitTimeout refuses a request whose turn would come later than its wait allows: 429, to retry
+// after retry.
+func WaitTimeout(details string, retry time.Duration) *Refusal {
+	return &Refusal{Status: http.StatusTooManyRequests, Type: "http_request_denied", Reason: "wait_timeout",
+		Details: details, RetryAfter: retry}
+}
+
+// BackendDown refuses a request whose turn cannot be taken because the shared backend is
+// unreachable: 503, to retry after 5 s.
+func BackendDown(details string, err error) *Refusal {
+	return &Refusal{Status: http.StatusServiceUnavailable, Type: "proxy_internal_error", Reason: "backend",
+		Details: details, RetryAfter: 5 * time.Second, Err: err}
+}
+
+// Internal refuses a request the proxy failed on itself: 500.
+func Internal(details string, err error) *Refusal {
+	return &Refusal{Status: http.StatusInternalServerError, Type: "proxy_internal_error", Reason: "internal",
+		Details: details, Err: err}
+}
+
 // cut shortens s to at most n bytes, at a UTF-8 boundary, for logs.
 func cut(s string, n int) string {
 	if len(s) <= n {

@@ -75,12 +75,13 @@ func (h *harness) rawExchange(t *testing.T, req string) ([]int, *http.Response, 
 // TestHeaderRules: what a request and its response look like on the far side of the proxy, for every
 // kind of request. Hop-by-hop fields (RFC 9110 7.6.1) and those the Connection field names are
 // removed both ways, Forwarded and X-Forwarded-* never reach the origin, Via is added both ways,
-// end-to-end fields pass unchanged, no User-Agent is invented, and the body arrives.
+// end-to-end fields pass unchanged, no User-Agent is invented, Te: trailers is kept (as
+// net/http/httputil's ReverseProxy keeps it), and the body arrives.
 func TestHeaderRules(t *testing.T) {
 	const response = "HTTP/1.1 200 OK\r\nConnection: X-Secret\r\nX-Secret: s\r\nKeep-Alive: timeout=5\r\n" +
 		"Proxy-Connection: keep-alive\r\nX-End-To-End: kept\r\nVia: 1.0 origin-cache\r\nContent-Length: 2\r\n\r\nok"
 	const hop = "Connection: X-Hop, Keep-Alive\r\nX-Hop: secret\r\nKeep-Alive: 300\r\nProxy-Connection: keep-alive\r\n" +
-		"Proxy-Authorization: Basic eA==\r\nTE: gzip\r\nTrailer: X-Sum\r\nX-Forwarded-For: 10.1.2.3\r\n" +
+		"Proxy-Authorization: Basic eA==\r\nTrailer: X-Sum\r\nX-Forwarded-For: 10.1.2.3\r\n" +
 		"X-Forwarded-Host: internal\r\nX-Forwarded-Proto: http\r\nForwarded: for=10.1.2.3\r\n" +
 		"X-End-To-End: yes\r\nVia: 1.0 upstream-cache\r\n"
 	for _, tc := range []struct {
@@ -88,12 +89,13 @@ func TestHeaderRules(t *testing.T) {
 		method   string
 		extra    string // more request fields
 		body     string
-		removed  []string // request fields the origin must not get
-		wantInfo bool     // the client gets a 100 Continue
+		wantTe   string // the Te the origin gets
+		wantInfo bool   // the client gets a 100 Continue
 	}{
-		{name: "GET", method: "GET"},
-		{name: "POST", method: "POST", body: "hello"},
-		{name: "Expect 100-continue", method: "POST", extra: "Expect: 100-continue\r\n", body: "hello", wantInfo: true},
+		{name: "GET", method: "GET", extra: "TE: gzip\r\n"},
+		{name: "GET with Te trailers", method: "GET", extra: "TE: gzip, Trailers\r\n", wantTe: "trailers"},
+		{name: "POST", method: "POST", extra: "TE: gzip\r\n", body: "hello"},
+		{name: "Expect 100-continue", method: "POST", extra: "Expect: 100-continue\r\nTE: gzip\r\n", body: "hello", wantInfo: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := make(chan originRequest, 1)
@@ -113,10 +115,14 @@ func TestHeaderRules(t *testing.T) {
 			}
 
 			for _, k := range []string{"Connection", "X-Hop", "Keep-Alive", "Proxy-Connection", "Proxy-Authorization",
-				"Te", "Trailer", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "Forwarded"} {
+				"Trailer", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "Forwarded"} {
 				if v, ok := seen.header[k]; ok {
 					t.Errorf("origin got %s: %q", k, v)
 				}
+			}
+			// Te is hop-by-hop, but for "trailers": the client accepts them (RFC 9110 10.1.4).
+			if v := strings.Join(seen.header.Values("Te"), ", "); v != tc.wantTe {
+				t.Errorf("origin got Te %q, want %q", v, tc.wantTe)
 			}
 			if v, ok := seen.header["User-Agent"]; ok {
 				t.Errorf("origin got a User-Agent the crawler did not send: %q", v)
@@ -227,6 +233,7 @@ func TestUpgrade(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := make(chan http.Header, 1)
+			ended := make(chan error, 1)
 			addr := rawOrigin(t, func(c net.Conn) {
 				br := bufio.NewReader(c)
 				req, err := http.ReadRequest(br)
@@ -236,7 +243,8 @@ func TestUpgrade(t *testing.T) {
 				got <- req.Header
 				_ = c.SetDeadline(time.Now().Add(5 * time.Second)) // the proxy should close it first
 				fmt.Fprintf(c, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: %s\r\n\r\n", tc.answer)
-				_, _ = io.Copy(c, br) // echo until the client closes
+				_, err = io.Copy(c, br) // echo until the proxy closes
+				ended <- err
 			})
 			h := newHarness(t, Options{}, nil)
 			c, err := net.Dial("tcp", h.url.Host)
@@ -268,6 +276,9 @@ func TestUpgrade(t *testing.T) {
 				t.Fatalf("client got %s, want %d", resp.Status, tc.wantStatus)
 			}
 			if tc.wantStatus != http.StatusSwitchingProtocols {
+				if err := <-ended; err != nil {
+					t.Errorf("the origin's connection was not closed: %v", err)
+				}
 				return
 			}
 			if resp.Header.Get("Upgrade") != "echo" || resp.Header.Get("Via") != "1.1 crawlpolite" {

@@ -45,9 +45,8 @@ func (t *sentTurn) marks() []time.Time {
 }
 
 // TestSent: every path tells its turn that its request reached the origin's connection, before
-// releasing it (the release reports that start): h1 (with and without a body), the ReverseProxy
-// (100-continue: once the exchange is over, as the Transport does not say when its head left) and a
-// blind tunnel (after its first bytes, not before).
+// releasing it (the release reports that start): a request with and without a body, a 100-continue
+// upload, and a blind tunnel (after its first bytes, not before).
 func TestSent(t *testing.T) {
 	var mu sync.Mutex
 	var arrived time.Time

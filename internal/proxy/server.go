@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httputil"
 	"sync"
 	"time"
 
@@ -99,15 +98,14 @@ func (o Options) withDefaults() Options {
 // Server is the forward proxy: absolute-URI HTTP requests and CONNECT, HTTPS intercepted with a CA or
 // tunnelled blind, every request admitted by a Politeness first.
 type Server struct {
-	opts    Options
-	pol     Politeness
-	ca      *CA
-	up      *Upstream
-	log     *slog.Logger
-	metrics *metrics
+	opts     Options
+	pol      Politeness
+	ca       *CA
+	upstream *Upstream
+	log      *slog.Logger
+	metrics  *metrics
 
-	rp        *httputil.ReverseProxy
-	h1        *h1 // plain HTTP on the handler's goroutine; the rest goes through rp
+	h1        *h1 // every exchange with an origin, on the handler's goroutine
 	outer     *http.Server
 	inner     *http.Server // serves the requests inside intercepted CONNECTs
 	intercept *connQueue
@@ -123,20 +121,18 @@ type Server struct {
 	Recovered func(where string, v any)
 }
 
-// New returns a proxy reaching origins through up. ca may be nil: every CONNECT is then a blind
+// New returns a proxy reaching origins through upstream. ca may be nil: every CONNECT is then a blind
 // tunnel. Metrics are registered on reg.
-func New(opts Options, pol Politeness, ca *CA, up *Upstream, log *slog.Logger, reg prometheus.Registerer) (*Server, error) {
+func New(opts Options, pol Politeness, ca *CA, upstream *Upstream, log *slog.Logger, reg prometheus.Registerer) (*Server, error) {
 	opts = opts.withDefaults()
 	m, err := newMetrics(reg)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{opts: opts, pol: pol, ca: ca, up: up, log: log, metrics: m, intercept: newConnQueue()}
+	s := &Server{opts: opts, pol: pol, ca: ca, upstream: upstream, log: log, metrics: m, intercept: newConnQueue()}
 	s.base, s.cancelBase = context.WithCancel(context.Background())
 	baseContext := func(net.Listener) context.Context { return s.base }
-	buffers := &bufferPool{}
-	s.rp = s.reverseProxy(buffers)
-	s.h1 = newH1(up.dial, opts, buffers)
+	s.h1 = newH1(upstream.dial, opts, &bufferPool{}, s.splice)
 	errLog := slog.NewLogLogger(log.Handler(), slog.LevelDebug)
 	s.outer = &http.Server{
 		Handler:           s,
@@ -248,7 +244,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.active.closeAll()
 		s.active.waitAll()
 	}
-	s.up.transport.CloseIdleConnections()
+	s.upstream.transport.CloseIdleConnections()
 	s.h1.close()
 	return errors.Join(outerErr, innerErr, err)
 }

@@ -21,9 +21,9 @@ type releaseTurn struct {
 func (t *releaseTurn) Release() { t.released <- time.Now() }
 
 // TestSlotHeldWhileOriginWorks: a client that leaves while the origin is still working on its
-// request does not free the turn before the origin is done, on the h1 path and on the
-// ReverseProxy path (Expect: 100-continue). On the old forward.go the ReverseProxy ran under the
-// client's context and the 100-continue turn was released about 800 ms before the origin answered.
+// request does not free the turn before the origin is done, with and without Expect: 100-continue.
+// When 100-continue went through httputil.ReverseProxy under the client's context, its turn was
+// released about 800 ms before the origin answered.
 func TestSlotHeldWhileOriginWorks(t *testing.T) {
 	const work = time.Second
 	for _, tc := range []struct{ name, extra string }{

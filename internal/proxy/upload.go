@@ -2,8 +2,10 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -13,16 +15,25 @@ import (
 // stops it: its hook sets a past deadline that the renewals below never undo. sent is called as soon
 // as the head has left: after the flush, or before the body's first read (Request.Write flushes the
 // head before a body that is not in memory).
-func (h *h1) write(ctx context.Context, c *h1conn, out *http.Request, w http.ResponseWriter, sent func()) error {
+//
+// A request with Expect: 100-continue and a body waits, once its head has left, for the origin's
+// 100 Continue (passed on to the client with the 1xx before it, through info) or h.expectTimeout
+// before its body is read from the client. An origin that answers with a final status instead gets
+// the body only if it keeps the connection (which the body keeps in step, as net/http's Transport
+// does); that final response is returned, for the caller to send instead of reading another.
+func (h *h1) write(ctx context.Context, c *h1conn, out *http.Request, w http.ResponseWriter, sent func(), info func(*http.Response)) (*http.Response, error) {
 	_ = c.SetDeadline(time.Now().Add(h.uploadIdle))
 	if ctx.Err() != nil {
-		return ctx.Err()
+		return nil, ctx.Err()
 	}
 	req := out
 	var body *idleBody
 	if out.Body != nil {
 		rc := http.NewResponseController(w)
 		body = &idleBody{ReadCloser: out.Body, ctx: ctx, c: c, client: rc, idle: h.uploadIdle, first: sent}
+		if strings.EqualFold(out.Header.Get("Expect"), "100-continue") {
+			body.expect = func() error { return h.awaitContinue(ctx, c, out, body, info) }
+		}
 		cp := *out
 		cp.Body = body
 		req = &cp
@@ -30,16 +41,58 @@ func (h *h1) write(ctx context.Context, c *h1conn, out *http.Request, w http.Res
 		defer func() { _ = rc.SetReadDeadline(time.Time{}) }()
 	}
 	if err := req.Write(c.bw); err != nil {
-		if body != nil && body.stalled != nil {
-			return body.stalled // Write hides the body's errors in a type of its own
+		switch {
+		case body != nil && body.early != nil && body.early.Close:
+			return body.early, nil // the body was not sent, and the connection closes after the response
+		case body != nil && body.stalled != nil:
+			return nil, body.stalled // Write hides the body's errors in a type of its own
+		case body != nil && body.failed != nil:
+			return nil, body.failed
 		}
-		return err
+		return nil, err
 	}
 	if err := c.bw.Flush(); err != nil {
-		return err
+		return nil, err
 	}
 	if body == nil || body.first != nil { // no body, or one that never needed reading
 		sent()
+	}
+	if body != nil {
+		return body.early, nil
+	}
+	return nil, nil
+}
+
+// errSkipBody stops a request body an origin refused before it was sent.
+var errSkipBody = errors.New("proxy: the origin answered before the request body")
+
+// awaitContinue waits for the origin's answer to a request head with Expect: 100-continue, for at
+// most h.expectTimeout for its first byte; a final answer is kept in body.early, and the body is
+// skipped (errSkipBody) when that answer closes the connection.
+func (h *h1) awaitContinue(ctx context.Context, c *h1conn, out *http.Request, body *idleBody, info func(*http.Response)) error {
+	_ = c.SetReadDeadline(time.Now().Add(h.expectTimeout))
+	if ctx.Err() != nil { // the hook may have run before the deadline above replaced its own
+		_ = c.SetDeadline(time.Unix(1, 0))
+		return context.Cause(ctx)
+	}
+	if _, err := c.br.Peek(1); err != nil {
+		if isTimeout(err) && ctx.Err() == nil {
+			return nil // a silent origin: send the body anyway
+		}
+		return err
+	}
+	_ = c.SetReadDeadline(time.Now().Add(h.headerTimeout))
+	resp, err := readHead(c.src, c.br, out, h.maxHead, info, true)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode == http.StatusContinue {
+		info(resp)
+		return nil
+	}
+	body.early = resp
+	if resp.Close {
+		return errSkipBody
 	}
 	return nil
 }
@@ -52,15 +105,28 @@ type idleBody struct {
 	c      *h1conn
 	client *http.ResponseController
 	idle   time.Duration
-	first  func() // called before the first read, once the head is on the connection
+	first  func()       // called before the first read, once the head is on the connection
+	expect func() error // then, for Expect: 100-continue, waits for the origin's go-ahead
 	// stalled is the refusal for a client whose body stopped for longer than idle.
 	stalled *Refusal
+	failed  error          // what expect failed with
+	early   *http.Response // the origin's final answer before the body (see awaitContinue)
 }
 
 func (b *idleBody) Read(p []byte) (int, error) {
 	if b.first != nil {
 		b.first()
 		b.first = nil
+	}
+	if b.expect != nil {
+		err := b.expect()
+		b.expect = nil
+		if err != nil {
+			if !errors.Is(err, errSkipBody) {
+				b.failed = err
+			}
+			return 0, err
+		}
 	}
 	_ = b.client.SetReadDeadline(time.Now().Add(b.idle)) // ErrNotSupported: the server's own deadline stays
 	n, err := b.ReadCloser.Read(p)

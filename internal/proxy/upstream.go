@@ -8,9 +8,9 @@ import (
 	"time"
 )
 
-// Upstream is the way to origins: a dialer that checks every address with the guard, and one pooled
-// transport over it. The proxy and the robots.txt fetcher share it, so robots.txt fetches obey the
-// same destination rules and reuse the same connections.
+// Upstream is the way to origins: a dialer that checks every address with the guard, which the
+// proxy's h1 dials through, and a pooled http.Transport over the same dialer for the robots.txt
+// fetcher (Client), so robots.txt fetches obey the same destination rules.
 type Upstream struct {
 	guard     *Guard
 	dialer    *net.Dialer

@@ -1,7 +1,6 @@
 package throttle
 
 import (
-	"context"
 	"io"
 	"log/slog"
 	"testing"
@@ -41,7 +40,7 @@ func BenchmarkAdmitRedis(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			ctx := context.Background()
+			ctx := b.Context()
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
@@ -59,7 +58,7 @@ func BenchmarkAdmitRedis(b *testing.B) {
 				}
 			})
 			b.StopTimer()
-			_ = thr.Wait(ctx)
+			_ = thr.WaitReleases(ctx)
 		})
 	}
 }

@@ -4,14 +4,13 @@ import (
 	"context"
 	"net"
 	"net/netip"
-	"strconv"
 	"time"
 
 	"github.com/crawlpolite/crawlpolite/internal/policy"
 	"github.com/crawlpolite/crawlpolite/internal/proxy"
 )
 
-// Resolver finds the address a request to host (normalised) and port will be dialled to, as the
+// Resolver finds the address a request to host (normalized) and port will be dialled to, as the
 // proxy will dial it: proxy.Upstream.Resolve, which answers through the proxy's resolver and
 // skips addresses the destination guard refuses.
 type Resolver func(ctx context.Context, host string, port int) (netip.Addr, error)
@@ -35,22 +34,21 @@ func systemResolve(ctx context.Context, host string, _ int) (netip.Addr, error) 
 	return addrs[0].Unmap(), nil
 }
 
-// group is the semaphore key of a request to host and port under g, and for a group by IP the
-// address the request is to be dialled to (resolved here, once, before the turn). For
-// policy.GroupHost it is the host's key and nothing else happens: no lookup, no allocation beyond
-// today's.
-func (t *Throttle) group(ctx context.Context, g policy.Group, host, port, scheme string) (string, netip.Addr, error) {
+// group is the semaphore key of a request to o under g, and for a group by IP the address the
+// request is to be dialled to (resolved here, once, before the turn). For policy.GroupHost it is
+// o's key and nothing else happens: no lookup.
+func (t *Throttle) group(ctx context.Context, g policy.Group, o policy.Origin) (string, netip.Addr, error) {
 	switch g {
 	case policy.GroupHost:
-		return policy.Key(host, port), netip.Addr{}, nil
+		return o.Key(), netip.Addr{}, nil
 	case policy.GroupDomain:
-		return policy.GroupKey(g, host, port, netip.Addr{}), netip.Addr{}, nil
+		return policy.GroupKey(g, o.Host, o.Port, netip.Addr{}), netip.Addr{}, nil
 	}
-	a, err := t.resolve(ctx, host, portOf(port, scheme))
+	a, err := t.resolve(ctx, o.Host, o.PortNumber())
 	if err != nil {
 		return "", netip.Addr{}, err
 	}
-	return policy.GroupKey(g, host, port, a), a, nil
+	return policy.GroupKey(g, o.Host, o.Port, a), a, nil
 }
 
 // hostBackoff waits out the backoff a 429 or 503 put on a grouped host (recorded on the host's own
@@ -88,16 +86,6 @@ func groupRefusal(ctx context.Context, err error) error {
 		return ctx.Err()
 	}
 	return proxy.Classify(err)
-}
-
-func portOf(port, scheme string) int {
-	if n, err := strconv.Atoi(port); err == nil {
-		return n
-	}
-	if scheme == "http" {
-		return 80
-	}
-	return 443
 }
 
 func trimBrackets(h string) string {

@@ -51,7 +51,7 @@ func TestGroups(t *testing.T) {
 		}
 		return netip.Addr{}, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
 	})
-	ctx := context.Background()
+	ctx := t.Context()
 	cases := []struct {
 		name, first, second string
 		shared              bool
@@ -122,7 +122,7 @@ func TestSeriesGroups(t *testing.T) {
 		"  - hosts: [\"*.blog.test\"]\n    groupBy: domain\n  - hosts: [\"*.co.uk\"]\n    groupBy: domain\n"+
 		"  - hosts: [named.test]\n    groupBy: ip\n")
 	thr.UseResolver(func(context.Context, string, int) (netip.Addr, error) { return netip.MustParseAddr("192.0.2.9"), nil })
-	ctx := context.Background()
+	ctx := t.Context()
 	for i := range 1000 {
 		for _, h := range []string{fmt.Sprintf("h%d.blog.test", i), fmt.Sprintf("www.site%d.co.uk", i), "named.test"} {
 			turn, err := thr.Admit(ctx, get("http://"+h+"/"))
@@ -159,7 +159,7 @@ func TestSeriesGroups(t *testing.T) {
 func TestGroupBackoffPerHost(t *testing.T) {
 	thr := newThrottle(t, "defaults:\n  maxConcurrency: 1\n  minDelay: 0s\n  robots: ignore\n  waitTimeout: 3s\nrules:\n"+
 		"  - hosts: [\"*.example.co.uk\"]\n    groupBy: domain\n  - hosts: [\"*.quick.co.uk\"]\n    groupBy: domain\n    waitTimeout: 200ms\n")
-	ctx := context.Background()
+	ctx := t.Context()
 	admit := func(u string) (time.Duration, error) {
 		t.Helper()
 		began := time.Now()
@@ -228,7 +228,7 @@ func TestGroupBackoffEscalatesRedis(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.Background()
+	ctx := t.Context()
 	for i, want := range []time.Duration{0, 200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond} {
 		began := time.Now()
 		turn, err := thr.Admit(ctx, get("http://a.example.co.uk/"))

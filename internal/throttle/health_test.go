@@ -19,7 +19,7 @@ func TestHealthPerNode(t *testing.T) {
 	fail := func(context.Context, redis.Cmder) error {
 		return &net.OpError{Op: "dial", Err: errors.New("connection refused")}
 	}
-	_ = hook.ProcessHook(fail)(context.Background(), redis.NewCmd(context.Background(), "evalsha"))
+	_ = hook.ProcessHook(fail)(t.Context(), redis.NewCmd(t.Context(), "evalsha"))
 	if h.Healthy("{a}") {
 		t.Error("the key on the failed node is healthy")
 	}
@@ -32,12 +32,12 @@ func TestHealthPerNode(t *testing.T) {
 		t.Errorf("onDown called %d times, want 1", reloads)
 	}
 	ok := func(context.Context, redis.Cmder) error { return nil }
-	_ = hook.ProcessHook(ok)(context.Background(), redis.NewCmd(context.Background(), "evalsha"))
+	_ = hook.ProcessHook(ok)(t.Context(), redis.NewCmd(t.Context(), "evalsha"))
 	if !h.Healthy("{a}") {
 		t.Error("an answer did not close the breaker")
 	}
 	// The caller's own cancellation says nothing about the node.
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	_ = hook.ProcessHook(func(ctx context.Context, _ redis.Cmder) error { return ctx.Err() })(ctx, redis.NewCmd(ctx, "evalsha"))
 	if !h.Healthy("{a}") {

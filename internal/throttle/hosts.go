@@ -153,15 +153,12 @@ func (t *Throttle) Key(ctx context.Context, authority string) (string, error) {
 
 // keys are an authority's host key and its group's key (the same for groupBy: host).
 func (t *Throttle) keys(ctx context.Context, authority string) (hostKey, key string, err error) {
-	host, port, err := policy.Normalize(authority, "https")
+	o, err := policy.ParseKey(authority)
 	if err != nil {
 		return "", "", err
 	}
-	if port == "80" { // requests drop the default port of their scheme: both name the bare host
-		port = ""
-	}
-	key, _, err = t.group(ctx, t.policy.Load().For(host, port).GroupBy, host, port, "https")
-	return policy.Key(host, port), key, err
+	key, _, err = t.group(ctx, t.policy.Load().For(o.Host, o.Port).GroupBy, o)
+	return o.Key(), key, err
 }
 
 // delaySource names what set a request's delay: the robots.txt Crawl-delay (as capped) when it is

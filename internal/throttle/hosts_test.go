@@ -13,7 +13,7 @@ import (
 // leaves nothing, and an idle key is forgotten after the Report that lists it as used.
 func TestHostsCounts(t *testing.T) {
 	thr := newThrottle(t, "defaults:\n  maxConcurrency: 2\n  minDelay: 2s\n  robots: ignore\n  waitTimeout: 10s\n")
-	ctx := context.Background()
+	ctx := t.Context()
 	want := func(inFlight, starting, waiting int) {
 		t.Helper()
 		deadline := time.Now().Add(2 * time.Second)

@@ -17,9 +17,9 @@ import (
 // product token, and refuses it when disallowed. An unreachable robots.txt disallows everything
 // (RFC 9309 2.3.1.4), a missing one allows everything; rules too costly to evaluate for this path
 // refuse it (the site chose them). The error is the client's own cancellation.
-// The file is the host's (hostKey); what this process shows is counted under the request's group.
-func (t *Throttle) checkRobots(ctx context.Context, r *http.Request, hostKey, group string) (*robots.Group, *proxy.Refusal, error) {
-	res := t.robots.Get(ctx, r.URL.Scheme+"://"+hostKey)
+// The file is the host's (o); what this process shows is counted under the request's group.
+func (t *Throttle) checkRobots(ctx context.Context, r *http.Request, o policy.Origin, group string) (*robots.Group, *proxy.Refusal, error) {
+	res := t.robots.Get(ctx, o.URL())
 	agent := robots.ProductToken(r.Header.Get("User-Agent"))
 	if agent == "" {
 		agent = "*"
@@ -51,8 +51,7 @@ func (t *Throttle) checkRobots(ctx context.Context, r *http.Request, hostKey, gr
 			return nil, ref, nil
 		}
 		if errors.Is(res.Err, robots.ErrInternal) {
-			return nil, &proxy.Refusal{Status: http.StatusInternalServerError, Type: "proxy_internal_error", Reason: "internal",
-				Details: "robots.txt could not be evaluated (an internal error, logged and counted)", Err: res.Err}, nil
+			return nil, proxy.Internal("robots.txt could not be evaluated (an internal error, logged and counted)", res.Err), nil
 		}
 		// No answer at all: the origin itself is unreachable (DNS, refused, a forbidden address),
 		// which says more than "robots.txt unreachable".
@@ -65,8 +64,7 @@ func (t *Throttle) checkRobots(ctx context.Context, r *http.Request, hostKey, gr
 	case res.Status == robots.Unreachable:
 		details = "robots.txt is unreachable, which disallows every path until it can be fetched"
 	}
-	return nil, &proxy.Refusal{Status: http.StatusForbidden, Type: "http_request_denied", Reason: "robots",
-		Details: details, Err: res.Err}, nil
+	return nil, proxy.RobotsDenied(details, res.Err), nil
 }
 
 // RobotsGate is robots.Fetcher.Gate: every robots.txt request, and every redirect hop (which may
@@ -76,16 +74,16 @@ func (t *Throttle) checkRobots(ctx context.Context, r *http.Request, hostKey, gr
 // a redirect hop's turn is released before the next hop asks. A group by IP resolves the name
 // here; the fetch itself is not pinned to that address (the robots fetcher dials by name).
 func (t *Throttle) RobotsGate(ctx context.Context, u *url.URL) (robots.Turn, error) {
-	host, port, err := policy.Normalize(u.Host, u.Scheme)
+	o, err := policy.ParseOrigin(u.Scheme, u.Host)
 	if err != nil {
 		return nil, err
 	}
-	lim := t.policy.Load().For(host, port)
-	key, _, err := t.group(ctx, lim.GroupBy, host, port, u.Scheme)
+	lim := t.policy.Load().For(o.Host, o.Port)
+	key, _, err := t.group(ctx, lim.GroupBy, o)
 	if err != nil {
 		return nil, groupRefusal(ctx, err)
 	}
-	l := semaphore.Limits{Concurrency: lim.MaxConcurrency, Delay: lim.Delay(0, 0)}
+	l := semaphore.Limits{Concurrency: lim.MaxConcurrency, Delay: lim.Delay(0)}
 	lease, sem, err := t.acquire(ctx, key, l, lim.WaitTimeout)
 	if err != nil {
 		return nil, t.refusal(ctx, err, l)

@@ -1,7 +1,6 @@
 package throttle
 
 import (
-	"context"
 	"io"
 	"log/slog"
 	"net/http"
@@ -55,11 +54,11 @@ func TestRobotsFetchTakesATurn(t *testing.T) {
 	fetcher.Gate = thr.RobotsGate
 
 	admit := func(url string) {
-		turn, err := thr.Admit(context.Background(), get(url))
+		turn, err := thr.Admit(t.Context(), get(url))
 		if err != nil {
 			t.Fatalf("admit %s: %v", url, err)
 		}
-		if err := turn.Wait(context.Background()); err != nil {
+		if err := turn.Wait(t.Context()); err != nil {
 			t.Fatal(err)
 		}
 		turn.Release()

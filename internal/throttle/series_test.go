@@ -1,7 +1,6 @@
 package throttle
 
 import (
-	"context"
 	"fmt"
 	"testing"
 
@@ -15,7 +14,7 @@ func TestSeriesBounded(t *testing.T) {
 	thr := newThrottle(t, "defaults:\n  minDelay: 0s\n  robots: ignore\nrules:\n"+
 		"  - hosts: [named.test]\n    maxConcurrency: 4\n  - hosts: [\"*.wild.test\"]\n    maxConcurrency: 4\n")
 	reg := thr.metrics
-	ctx := context.Background()
+	ctx := t.Context()
 	for i := range 100_000 {
 		host := fmt.Sprintf("h%d.example", i)
 		switch i % 1000 {

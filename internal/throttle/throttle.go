@@ -64,30 +64,29 @@ func (t *Throttle) Policy() *policy.Policy { return t.policy.Load() }
 
 // Tunnel reports whether authority's policy asks for blind tunnels (tls: tunnel).
 func (t *Throttle) Tunnel(authority string) bool {
-	host, port, err := policy.Normalize(authority, "https")
-	return err == nil && t.policy.Load().For(host, port).Tunnel
+	o, err := policy.ParseOrigin("https", authority)
+	return err == nil && t.policy.Load().For(o.Host, o.Port).Tunnel
 }
 
 // Admit implements proxy.Politeness: the turn it returns is taken, and may start at Turn.Wait.
 func (t *Throttle) Admit(ctx context.Context, r *http.Request) (proxy.Turn, error) {
-	host, port, err := policy.Normalize(r.URL.Host, r.URL.Scheme)
+	o, err := policy.ParseOrigin(r.URL.Scheme, r.URL.Host)
 	if err != nil {
-		return nil, &proxy.Refusal{Status: http.StatusBadRequest, Type: "http_request_error", Reason: "bad_request",
-			Details: "bad host: " + err.Error(), Err: err}
+		return nil, proxy.BadHost(err)
 	}
 	pol := t.policy.Load()
-	lim := pol.For(host, port)
+	lim := pol.For(o.Host, o.Port)
 	// robots.txt and its Crawl-delay are the host's; the turn is the group's (the host itself
 	// unless the rule groups by domain or IP), with this request's own delay.
-	hostKey := policy.Key(host, port)
-	key, pin, err := t.group(ctx, lim.GroupBy, host, port, r.URL.Scheme)
+	hostKey := o.Key()
+	key, pin, err := t.group(ctx, lim.GroupBy, o)
 	if err != nil {
 		return nil, groupRefusal(ctx, err)
 	}
-	label := t.metrics.label(pol, host, port, key)
+	label := t.metrics.label(pol, o.Host, o.Port, key)
 	var crawlDelay time.Duration
 	if lim.EnforceRobots && r.Method != http.MethodConnect {
-		g, ref, err := t.checkRobots(ctx, r, hostKey, key)
+		g, ref, err := t.checkRobots(ctx, r, o, key)
 		switch {
 		case err != nil:
 			return nil, err
@@ -99,7 +98,7 @@ func (t *Throttle) Admit(ctx context.Context, r *http.Request) (proxy.Turn, erro
 		t.hosts.robots(key, "ignored")
 	}
 	began := time.Now()
-	l := semaphore.Limits{Concurrency: lim.MaxConcurrency, Delay: lim.Delay(crawlDelay, 0)}
+	l := semaphore.Limits{Concurrency: lim.MaxConcurrency, Delay: lim.Delay(crawlDelay)}
 	counted := t.hosts.waiting(key, delaySource(lim.MinDelay, crawlDelay, lim.MaxCrawlDelay))
 	if key != hostKey {
 		if err := t.hostBackoff(ctx, hostKey, lim.WaitTimeout); err != nil {
@@ -157,16 +156,13 @@ func (t *Throttle) refusal(ctx context.Context, err error, l semaphore.Limits) e
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, semaphore.ErrQueueFull):
 		return waitTimeout(max(l.Delay, time.Second))
 	case errors.Is(err, semaphore.ErrUnavailable):
-		return &proxy.Refusal{Status: http.StatusServiceUnavailable, Type: "proxy_internal_error", Reason: "backend",
-			Details: "the shared semaphore (Redis) is unreachable", RetryAfter: 5 * time.Second, Err: err}
+		return proxy.BackendDown("the shared semaphore (Redis) is unreachable", err)
 	}
-	return &proxy.Refusal{Status: http.StatusInternalServerError, Type: "proxy_internal_error", Reason: "internal",
-		Details: "could not take a turn", Err: err}
+	return proxy.Internal("could not take a turn", err)
 }
 
 func waitTimeout(retry time.Duration) *proxy.Refusal {
-	return &proxy.Refusal{Status: http.StatusTooManyRequests, Type: "http_request_denied", Reason: "wait_timeout",
-		Details: "the wait for a turn on this host passed its waitTimeout", RetryAfter: retry}
+	return proxy.WaitTimeout("the wait for a turn on this host passed its waitTimeout", retry)
 }
 
 // release gives a lease from sem back: in the background when that is a network call, as the
@@ -200,8 +196,9 @@ func (t *Throttle) give(ctx context.Context, l *semaphore.Lease) {
 	}
 }
 
-// Wait blocks until every release in flight is done, or ctx ends.
-func (t *Throttle) Wait(ctx context.Context) error {
+// WaitReleases blocks until every release in flight (given back in the background) is done, or ctx
+// ends. (Turn.Wait is another wait: for a request's start.)
+func (t *Throttle) WaitReleases(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() { t.releases.Wait(); close(done) }()
 	select {

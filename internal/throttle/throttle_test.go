@@ -1,7 +1,6 @@
 package throttle
 
 import (
-	"context"
 	"errors"
 	"io"
 	"log/slog"
@@ -121,13 +120,13 @@ func refusal(t *testing.T, err error, status int) *proxy.Refusal {
 // next; a bad host is a 400.
 func TestAdmit(t *testing.T) {
 	thr := newThrottle(t, "defaults:\n  maxConcurrency: 1\n  minDelay: 0s\n  robots: ignore\n  waitTimeout: 100ms\n")
-	ctx := context.Background()
+	ctx := t.Context()
 	held, err := thr.Admit(ctx, get("http://example.com/a"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	_, err = thr.Admit(ctx, get("http://EXAMPLE.com:80/b")) // the same host, normalised
+	_, err = thr.Admit(ctx, get("http://EXAMPLE.com:80/b")) // the same host, normalized
 	if r := refusal(t, err, http.StatusTooManyRequests); r.RetryAfter <= 0 {
 		t.Errorf("429 without Retry-After: %+v", r)
 	}
@@ -144,7 +143,7 @@ func TestAdmit(t *testing.T) {
 	bad := &http.Request{Method: http.MethodGet, URL: &url.URL{Scheme: "http", Host: "exa mple.com", Path: "/"}, Header: http.Header{}}
 	_, err = thr.Admit(ctx, bad)
 	_ = refusal(t, err, http.StatusBadRequest)
-	if err := thr.Wait(ctx); err != nil {
+	if err := thr.WaitReleases(ctx); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -153,7 +152,7 @@ func TestAdmit(t *testing.T) {
 // request is refused at once rather than sitting on a slot it cannot use in time.
 func TestBackoffBeyondWait(t *testing.T) {
 	thr := newThrottle(t, "defaults:\n  maxConcurrency: 4\n  minDelay: 0s\n  robots: ignore\n  waitTimeout: 1s\n")
-	ctx := context.Background()
+	ctx := t.Context()
 	turn, err := thr.Admit(ctx, get("http://busy.example/"))
 	if err != nil {
 		t.Fatal(err)
@@ -176,7 +175,7 @@ func TestBackoffBeyondWait(t *testing.T) {
 // port it is given with.
 func TestStateDefaultPorts(t *testing.T) {
 	thr := newThrottle(t, "defaults:\n  maxConcurrency: 3\n  minDelay: 0s\n  robots: ignore\n")
-	ctx := context.Background()
+	ctx := t.Context()
 	turn, err := thr.Admit(ctx, get("http://ports.example/"))
 	if err != nil {
 		t.Fatal(err)
@@ -196,7 +195,7 @@ func TestStateDefaultPorts(t *testing.T) {
 // the next turn's start to the delay after it was sent.
 func TestLateness(t *testing.T) {
 	thr := newThrottle(t, "defaults:\n  maxConcurrency: 1\n  minDelay: 50ms\n  robots: ignore\n")
-	ctx := context.Background()
+	ctx := t.Context()
 	var sent time.Time
 	for i := range 3 {
 		tu, err := thr.Admit(ctx, get("http://late.example/"))
