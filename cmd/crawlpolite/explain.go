@@ -21,7 +21,9 @@ type reason struct {
 
 type explainReply struct {
 	URL     string            `json:"url"`
-	Host    string            `json:"host"`
+	Host    string            `json:"host"`    // the host's key: its robots.txt and backoff
+	Group   string            `json:"group"`   // the semaphore key the turn is taken on (Host for groupBy host)
+	GroupBy string            `json:"groupBy"` // host, domain or ip
 	Verdict string            `json:"verdict"` // allowed, wait, refused
 	Reasons []reason          `json:"reasons"`
 	Policy  map[string]string `json:"policy"`
@@ -57,6 +59,7 @@ func cmdExplain(ctx context.Context, c *common, args []string) error {
 	c.flags(fs)
 	agent := fs.String("agent", "*", "the crawler's product token (its User-Agent's first word)")
 	polFile := fs.String("policy-file", "", "policy document the sidecars read (default: the built-in defaults)")
+	dnsServer := fs.String("resolver", "", "for groupBy ip: DNS server (host:port) the sidecars resolve origins with (their --resolver); empty for the system resolver")
 	if err := c.parse(fs, args); err != nil {
 		return err
 	}
@@ -88,6 +91,10 @@ func cmdExplain(ctx context.Context, c *common, args []string) error {
 	defer c.done()
 	key := policy.Key(host, port)
 	in := explainInput{url: u, key: key, agent: *agent, pol: pol.Explain(host, port)}
+	in.group, in.groupErr = groupKey(ctx, in.pol.HostPolicy.GroupBy, host, port, *dnsServer)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
 	if in.pol.HostPolicy.EnforceRobots {
 		r, err := lookupRobots(ctx, rdb, u.Scheme+"://"+key)
 		if err != nil {
@@ -95,36 +102,58 @@ func cmdExplain(ctx context.Context, c *common, args []string) error {
 		}
 		in.robots = &r
 	}
-	obs, err := semaphore.NewObserver(rdb, semaphore.Options{Prefix: c.prefix}).Observe(ctx, []string{key})
-	if err != nil {
+	if in.state, err = observe(ctx, semaphore.NewObserver(rdb, semaphore.Options{Prefix: c.prefix}), in.group, key); err != nil {
 		return err
 	}
-	in.state = obs.Hosts[0]
 	out := explain(in)
 	if c.output == "json" {
 		return writeJSON(c.stdout, out)
 	}
-	fmt.Fprintf(c.stdout, "%s: %s\n", out.URL, out.Verdict)
+	fmt.Fprintf(c.stdout, "%s: %s (key %s)\n", out.URL, out.Verdict, out.Group)
 	for _, r := range out.Reasons {
 		fmt.Fprintf(c.stdout, "  %-11s %-7s %s\n", r.Kind, r.Effect, r.Detail)
 	}
 	return nil
 }
 
+// observe reads the state a request's turn depends on, as the sidecar's throttle.State does: the
+// group's (nothing when group is empty: it did not resolve), with the host's own backoff, which a
+// 429 or 503 records on the host's key whatever its group.
+func observe(ctx context.Context, o *semaphore.Observer, group, hostKey string) (semaphore.HostState, error) {
+	keys := []string{hostKey}
+	if group != "" && group != hostKey {
+		keys = []string{group, hostKey}
+	}
+	obs, err := o.Observe(ctx, keys)
+	if err != nil {
+		return semaphore.HostState{}, err
+	}
+	st := obs.Hosts[0]
+	if group == "" {
+		return semaphore.HostState{Key: hostKey, Backoff: st.Backoff, BackoffLevel: st.BackoffLevel}, nil
+	}
+	if len(keys) == 2 {
+		st.Backoff, st.BackoffLevel = obs.Hosts[1].Backoff, obs.Hosts[1].BackoffLevel
+	}
+	return st, nil
+}
+
 type explainInput struct {
-	url    *url.URL
-	key    string
-	agent  string
-	pol    policy.Explanation
-	robots *cachedRobots // nil when the policy ignores robots.txt
-	state  semaphore.HostState
+	url      *url.URL
+	key      string // the host's
+	group    string // the semaphore key of the turn; empty when groupBy ip did not resolve
+	groupErr error  // why it did not
+	agent    string
+	pol      policy.Explanation
+	robots   *cachedRobots // nil when the policy ignores robots.txt
+	state    semaphore.HostState
 }
 
 // explain decides the verdict from what was read; it does no I/O.
 func explain(in explainInput) explainReply {
 	l := in.pol.HostPolicy
 	s := in.state
-	out := explainReply{URL: in.url.String(), Host: in.key, Policy: map[string]string{}, State: explainState{
+	out := explainReply{URL: in.url.String(), Host: in.key, Group: in.group, GroupBy: l.GroupBy.String(), Policy: map[string]string{}, State: explainState{
 		InFlight: s.InFlight, Starting: s.Starting, Waiting: s.Waiting, Limit: s.Limit, Delay: s.Delay.String(),
 		NextStartIn: s.NextStart.String(), BackoffLeft: s.Backoff.String(), BackoffLevel: s.BackoffLevel}}
 	for k, v := range in.pol.Source {
@@ -136,6 +165,7 @@ func explain(in explainInput) explainReply {
 	add("policy", "none", "maxConcurrency %d (%s), minDelay %s (%s), maxCrawlDelay %s (%s), waitTimeout %s (%s)",
 		l.MaxConcurrency, in.pol.Source["maxConcurrency"], l.MinDelay, in.pol.Source["minDelay"],
 		l.MaxCrawlDelay, in.pol.Source["maxCrawlDelay"], l.WaitTimeout, in.pol.Source["waitTimeout"])
+	out.Reasons = append(out.Reasons, groupReason(in))
 	var crawlDelay time.Duration
 	if r := in.robots; r == nil {
 		add("robots", "none", "robots.txt ignored (robots: ignore, %s)", in.pol.Source["robots"])
