@@ -3,7 +3,11 @@ package redistest
 import (
 	"context"
 	"fmt"
+	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -28,8 +32,8 @@ func StartCluster(t testing.TB, extra ...string) *Cluster {
 		c := &Cluster{}
 		addrs := make([]string, 0, 6)
 		for range 6 {
-			s := Start(t, append([]string{"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-				"--cluster-node-timeout", "2000", "--repl-diskless-sync-delay", "0"}, extra...)...)
+			s := startNode(t, append([]string{"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+				"--cluster-node-timeout", "2000", "--repl-diskless-sync-delay", "0"}, extra...))
 			c.Nodes = append(c.Nodes, s)
 			addrs = append(addrs, s.Addr)
 		}
@@ -93,4 +97,49 @@ func (c *Cluster) ready() bool {
 		}
 	}
 	return replicas == 3
+}
+
+// startNode starts one cluster node. A node also listens on its port + 10000 (the cluster bus),
+// which freePort never checked: in the ephemeral range, after a test that opened thousands of
+// connections, that port can be taken and redis-server exits at start. So both ports are checked
+// free, and a node that still fails to start is tried again on fresh ones.
+func startNode(t testing.TB, args []string) *Server {
+	t.Helper()
+	bin := lookBin(t, "redis-server")
+	var err error
+	for range 5 {
+		s := &Server{Dir: t.TempDir()}
+		s.args = append([]string{"--save", "", "--appendonly", "no", "--bind", "127.0.0.1",
+			"--protected-mode", "no", "--dir", s.Dir}, args...)
+		port := freeBusPort(t)
+		if err = s.start(bin, port); err == nil {
+			t.Cleanup(s.Stop)
+			return s
+		}
+		s.Stop()
+		if logs, rerr := os.ReadFile(filepath.Join(s.Dir, fmt.Sprintf("redis-%d.log", port))); rerr == nil {
+			err = fmt.Errorf("%w: %s", err, strings.TrimSpace(string(logs)))
+		}
+	}
+	t.Fatalf("redistest: cluster node: %v", err)
+	return nil
+}
+
+// freeBusPort is a free loopback port below 55536 whose cluster bus port (+10000) is free too.
+func freeBusPort(t testing.TB) int {
+	t.Helper()
+	for range 100 {
+		p := freePort(t)
+		if p > 55535 {
+			continue
+		}
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p+10000)))
+		if err != nil {
+			continue
+		}
+		_ = l.Close()
+		return p
+	}
+	t.Fatal("redistest: no free port pair for a cluster node")
+	return 0
 }
