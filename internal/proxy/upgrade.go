@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"errors"
-	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -36,11 +35,11 @@ func (h *h1) upgrade(w http.ResponseWriter, c *h1conn, out *http.Request, resp *
 		_ = c.Close()
 		return nil
 	}
-	var client net.Conn = conn
+	client := conn
 	if brw.Reader.Buffered() > 0 { // the client's first bytes of the new protocol
 		client = &bufferedConn{Conn: conn, r: brw.Reader}
 	}
-	var origin net.Conn = c.Conn
+	origin := c.Conn
 	if c.br.Buffered() > 0 { // the origin's, read with the 101
 		origin = &bufferedConn{Conn: c.Conn, r: c.br}
 	}
