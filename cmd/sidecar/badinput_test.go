@@ -98,7 +98,7 @@ func TestRedisRestartMidLoad(t *testing.T) {
 	failing := startSidecar(t, nil, "--redis=redis://"+rs.Addr, "--policy-file="+pol)
 	degrading := startSidecar(t, nil, "--redis=redis://"+rs.Addr, "--policy-file="+pol, "--on-redis-down=local")
 	run := func(s *sidecar, d time.Duration) map[int]int {
-		ctx, cancel := context.WithTimeout(context.Background(), d)
+		ctx, cancel := context.WithTimeout(t.Context(), d)
 		defer cancel()
 		return crawl(ctx, s.client(t, false), "http://"+a.host(), "x", 4)
 	}

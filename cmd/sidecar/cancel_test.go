@@ -51,14 +51,14 @@ func TestClientCancel(t *testing.T) {
 	cl := s.client(t, false)
 
 	// Sent, then abandoned after 100 ms.
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, origin.URL+"/slow", nil)
 	if _, err := cl.Do(req); err == nil {
 		t.Fatal("the abandoned request succeeded")
 	}
 	// Waiting behind it, then abandoned: must never reach the origin.
-	wctx, wcancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
+	wctx, wcancel := context.WithTimeout(t.Context(), 150*time.Millisecond)
 	defer wcancel()
 	req, _ = http.NewRequestWithContext(wctx, http.MethodGet, origin.URL+"/never", nil)
 	if _, err := cl.Do(req); err == nil {

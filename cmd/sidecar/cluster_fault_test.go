@@ -47,7 +47,7 @@ func TestClusterMasterLoss(t *testing.T) {
 	for range 3 {
 		cars = append(cars, startSidecar(t, nil, "--redis="+clusterURL(cl.Addrs()), "--policy-file="+pol, "--lease=4s"))
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(before+after)*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Duration(before+after)*time.Second)
 	defer cancel()
 	codes := newCodeLog()
 	for _, o := range origins {

@@ -181,7 +181,7 @@ func testGroupBy(t *testing.T, sidecars int, args ...string) {
 		t.Run(c.name, func(t *testing.T) {
 			c.origin, c.sidecars = newSiteOrigin(t), sidecars
 			c.codes = map[int]int{}
-			ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
+			ctx, cancel := context.WithTimeout(t.Context(), 4*time.Second)
 			defer cancel()
 			var wg sync.WaitGroup
 			for i, cl := range clients {

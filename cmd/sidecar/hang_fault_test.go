@@ -32,7 +32,7 @@ func TestRedisHangs(t *testing.T) {
 	rs := redistest.Start(t)
 	s := startSidecar(t, nil, "--redis=redis://"+rs.Addr, "--policy-file="+writeFaultPolicy(t, limit), "--lease=4s")
 	o := newFaultOrigin(t, hold)
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	codes := newCodeLog()
 	o.reset()

@@ -211,7 +211,7 @@ func TestHostileSites(t *testing.T) {
 	// Peak RSS, sampled (VmHWM is the kernel's own high-water mark; sampling VmRSS too catches a
 	// kernel without it).
 	var peak atomic.Int64
-	ctx, stop := context.WithCancel(context.Background())
+	ctx, stop := context.WithCancel(t.Context())
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {

@@ -31,7 +31,7 @@ func TestDebugHosts(t *testing.T) {
 	a := newOrigin(t, robotsA, holdA, false)
 	s := startSidecar(t, nil, "--redis=redis://"+rs.Addr, "--policy-file="+writePolicy(t, a.host(), ""))
 	c := s.client(t, false)
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	done := make(chan struct{}, 5)
 	for range 5 {
@@ -72,7 +72,7 @@ func TestDebugHosts(t *testing.T) {
 		ids, _ := rdb.ZRange(ctx, "crawlpolite:{active}:procs", 0, -1).Result()
 		var all []string
 		for _, id := range ids {
-			v, _ := rdb.HGet(context.Background(), "crawlpolite:{active}:load:"+id, a.host()).Result()
+			v, _ := rdb.HGet(t.Context(), "crawlpolite:{active}:load:"+id, a.host()).Result()
 			all = append(all, v)
 		}
 		return strings.Join(all, ",")
@@ -117,7 +117,7 @@ func TestStateStarting(t *testing.T) {
 			c := s.client(t, false)
 			_, _ = c.Get(o.URL + "/robots-warmup") // robots.txt fetched and the gate set: the next two start 1 s apart
 			time.Sleep(1100 * time.Millisecond)
-			ctx, cancel := context.WithCancel(context.Background())
+			ctx, cancel := context.WithCancel(t.Context())
 			defer cancel()
 			for range 2 {
 				go func() {

@@ -80,7 +80,7 @@ func TestPolicyReload(t *testing.T) {
 	c := s.client(t, false)
 	// The limit shows in the state of a host with a request held: the last grant's.
 	limit := func(path string) int {
-		ctx, cancel := context.WithCancel(context.Background())
+		ctx, cancel := context.WithCancel(t.Context())
 		defer cancel()
 		before := a.holding()
 		go func() {

@@ -30,7 +30,7 @@ func TestRobotsTakeTurns(t *testing.T) {
 		s := startSidecar(t, nil, "--redis=redis://"+rs.Addr, "--policy-file="+pol)
 		clients = append(clients, s.client(t, false))
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
 	defer cancel()
 	var (
 		wg    sync.WaitGroup

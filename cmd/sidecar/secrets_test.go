@@ -1,7 +1,6 @@
 package main_test
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"os/exec"
@@ -99,7 +98,7 @@ func TestAdminBounded(t *testing.T) {
 // pings is how many PINGs Redis has served.
 func pings(t *testing.T, rdb *redis.Client) int {
 	t.Helper()
-	info, err := rdb.Info(context.Background(), "commandstats").Result()
+	info, err := rdb.Info(t.Context(), "commandstats").Result()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -39,7 +39,7 @@ func TestSentinelFailover(t *testing.T) {
 		cars = append(cars, startSidecar(t, nil, "--redis="+u, "--policy-file="+pol, "--lease=4s"))
 	}
 	origins := []*faultOrigin{newFaultOrigin(t, hold), newFaultOrigin(t, hold)}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(before+after)*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Duration(before+after)*time.Second)
 	defer cancel()
 	codes := newCodeLog()
 	for _, o := range origins {

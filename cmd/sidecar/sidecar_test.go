@@ -92,7 +92,7 @@ func crawlBoth(t *testing.T, cars []*sidecar, clients []*http.Client, a, b *orig
 	}
 	a.reset()
 	b.reset()
-	ctx, cancel := context.WithTimeout(context.Background(), d)
+	ctx, cancel := context.WithTimeout(t.Context(), d)
 	defer cancel()
 	var (
 		mu    sync.Mutex

@@ -69,7 +69,7 @@ func TestStarvedSidecar(t *testing.T) {
 				}
 			}
 			o.reset()
-			ctx, cancel := context.WithTimeout(context.Background(), run)
+			ctx, cancel := context.WithTimeout(t.Context(), run)
 			defer cancel()
 			starving := starve(ctx, cars[0], 1)
 			var wg sync.WaitGroup

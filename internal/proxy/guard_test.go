@@ -80,25 +80,28 @@ func TestGuardChecksTheDialledAddress(t *testing.T) {
 	target := net.JoinHostPort("localhost", port) // a name, resolved by the dialer
 
 	for _, c := range []struct {
+		name  string
 		allow string
 		ok    bool
-	}{{"", false}, {"127.0.0.0/8,::1/128", true}} {
-		g, err := NewGuard(c.allow)
-		if err != nil {
-			t.Fatal(err)
-		}
-		d := g.Dialer(net.Dialer{Timeout: 2 * time.Second})
-		conn, err := d.DialContext(t.Context(), "tcp", target)
-		if c.ok {
+	}{{"loopback refused", "", false}, {"loopback allowed", "127.0.0.0/8,::1/128", true}} {
+		t.Run(c.name, func(t *testing.T) {
+			g, err := NewGuard(c.allow)
 			if err != nil {
-				t.Fatalf("allow %q: %v", c.allow, err)
+				t.Fatal(err)
 			}
-			conn.Close()
-			continue
-		}
-		if !errors.Is(err, ErrForbiddenDestination) {
-			t.Fatalf("allow %q: dial %s = %v, want ErrForbiddenDestination", c.allow, target, err)
-		}
+			d := g.Dialer(net.Dialer{Timeout: 2 * time.Second})
+			conn, err := d.DialContext(t.Context(), "tcp", target)
+			if c.ok {
+				if err != nil {
+					t.Fatalf("allow %q: %v", c.allow, err)
+				}
+				conn.Close()
+				return
+			}
+			if !errors.Is(err, ErrForbiddenDestination) {
+				t.Fatalf("allow %q: dial %s = %v, want ErrForbiddenDestination", c.allow, target, err)
+			}
+		})
 	}
 }
 
@@ -173,24 +176,27 @@ func TestGuardResolver(t *testing.T) {
 	}
 	port := origin.Listener.Addr().(*net.TCPAddr).Port
 	for _, c := range []struct {
+		test        string
 		allow, name string
 		self        int
 		ok          bool
 	}{
-		{"", "nat64.test", 0, false},
-		{"", "mapped.test", 0, false},
-		{"", "mixed.test", 0, false},
-		{"127.0.0.0/8", "mixed.test", 0, true}, // 127.0.0.1 allowed, and so its NAT64 form
-		{"127.0.0.0/8", "self.test", port, false},
-		{"127.0.0.0/8", "self.test", 0, true},
+		{"NAT64 of loopback", "", "nat64.test", 0, false},
+		{"IPv4-mapped loopback", "", "mapped.test", 0, false},
+		{"mixed answers", "", "mixed.test", 0, false},
+		{"NAT64 of an allowed address", "127.0.0.0/8", "mixed.test", 0, true}, // 127.0.0.1 allowed, and so its NAT64 form
+		{"own port", "127.0.0.0/8", "self.test", port, false},
+		{"other port", "127.0.0.0/8", "self.test", 0, true},
 	} {
-		err := dial(c.allow, c.self, c.name)
-		switch {
-		case c.ok && err != nil:
-			t.Errorf("allow %q, %s: %v", c.allow, c.name, err)
-		case !c.ok && !errors.Is(err, ErrForbiddenDestination):
-			t.Errorf("allow %q self %d, %s: %v, want ErrForbiddenDestination", c.allow, c.self, c.name, err)
-		}
+		t.Run(c.test, func(t *testing.T) {
+			err := dial(c.allow, c.self, c.name)
+			switch {
+			case c.ok && err != nil:
+				t.Errorf("allow %q, %s: %v", c.allow, c.name, err)
+			case !c.ok && !errors.Is(err, ErrForbiddenDestination):
+				t.Errorf("allow %q self %d, %s: %v, want ErrForbiddenDestination", c.allow, c.self, c.name, err)
+			}
+		})
 	}
 }
 

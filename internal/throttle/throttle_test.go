@@ -23,22 +23,25 @@ import (
 func TestRetryAfter(t *testing.T) {
 	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
 	for _, c := range []struct {
+		name string
 		in   string
 		want time.Duration
 	}{
-		{"", 0},
-		{"120", 2 * time.Minute},
-		{"0", 0},
-		{"-5", 0},
-		{"soon", 0},
-		{now.Add(90 * time.Second).Format(http.TimeFormat), 90 * time.Second},
-		{now.Add(-time.Minute).Format(http.TimeFormat), 0},         // in the past
-		{"99999999999999", (1 << 31) * time.Second},                // capped, no overflow
-		{"Fri, 31 Dec 9999 23:59:59 GMT", (1 << 31) * time.Second}, // a date is capped alike
+		{"absent", "", 0},
+		{"seconds", "120", 2 * time.Minute},
+		{"zero", "0", 0},
+		{"negative", "-5", 0},
+		{"not a value", "soon", 0},
+		{"date", now.Add(90 * time.Second).Format(http.TimeFormat), 90 * time.Second},
+		{"date in the past", now.Add(-time.Minute).Format(http.TimeFormat), 0},
+		{"seconds capped, no overflow", "99999999999999", (1 << 31) * time.Second},
+		{"date capped alike", "Fri, 31 Dec 9999 23:59:59 GMT", (1 << 31) * time.Second},
 	} {
-		if got := retryAfter(c.in, now); got != c.want {
-			t.Errorf("retryAfter(%q) = %v, want %v", c.in, got, c.want)
-		}
+		t.Run(c.name, func(t *testing.T) {
+			if got := retryAfter(c.in, now); got != c.want {
+				t.Errorf("retryAfter(%q) = %v, want %v", c.in, got, c.want)
+			}
+		})
 	}
 }
 
