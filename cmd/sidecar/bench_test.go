@@ -80,6 +80,7 @@ func TestProxyBenchmark(t *testing.T) {
 	}
 	direct, tiny, floor, loc, red := rows[0], rows[1], rows[2], rows[3], rows[5]
 	red.calls = func() int64 { return redisCalls(t, rdb) }
+	red.serverCPU = func() time.Duration { return redisCPU(t, rdb) }
 	for _, r := range rows {
 		r.throughput(t, target, dur)
 	}
@@ -114,6 +115,9 @@ func TestProxyBenchmark(t *testing.T) {
 	cpuPer := func(r *benchRow) float64 { return r.cpu.Seconds() / float64(r.requests) }
 	fmt.Fprintf(&b, "in-process vs tinyproxy: throughput %.2fx (goal >= 1), CPU/request %.2fx (goal <= 0.7)\n",
 		loc.rps/tiny.rps, cpuPer(loc)/cpuPer(tiny))
+	fmt.Fprintf(&b, "Redis vs tinyproxy: throughput %.2fx (goal >= 1.5, met %v), CPU/request %.2fx (goal <= 0.5, met %v); redis-server CPU/request %.1fus\n",
+		red.rps/tiny.rps, red.rps/tiny.rps >= 1.5, cpuPer(red)/cpuPer(tiny), cpuPer(red)/cpuPer(tiny) <= 0.5,
+		red.redisCPU.Seconds()*1e6/float64(red.requests))
 	fmt.Fprintf(&b, "p50 added over direct: in-process %v (goal < 300us), Redis %v, tinyproxy %v, bare Go ReverseProxy %v\n",
 		loc.added(direct), red.added(direct), tiny.added(direct), floor.added(direct))
 	fmt.Fprintf(&b, "Redis round trips per request %.2f: the acquire on the critical path, the release after the response\n", red.redisPerReq)
@@ -132,6 +136,8 @@ type benchRow struct {
 	redisPerReq float64
 	p50, p99    []time.Duration // one per latency round
 	calls       func() int64    // Redis calls so far, for the row that uses Redis
+	serverCPU   func() time.Duration
+	redisCPU    time.Duration // redis-server's CPU time during the throughput run
 }
 
 // throughput loads target through the row's proxy with wrkConns connections for d.
@@ -143,8 +149,14 @@ func (r *benchRow) throughput(t *testing.T, target string, d time.Duration) {
 		if r.calls != nil {
 			calls0 = r.calls()
 		}
+		if r.serverCPU != nil {
+			r.redisCPU = r.serverCPU()
+		}
 	})
 	r.cpu = cpuTime(t, r.pid) - r.cpu
+	if r.serverCPU != nil {
+		r.redisCPU = r.serverCPU() - r.redisCPU
+	}
 	r.rps, _ = strconv.ParseFloat(match(t, out, `Requests/sec:\s+([\d.]+)`), 64)
 	r.requests, _ = strconv.ParseInt(match(t, out, `(\d+) requests in`), 10, 64)
 	if r.calls != nil {
@@ -253,6 +265,20 @@ func redisCalls(t *testing.T, rdb *redis.Client) int64 {
 		n += must(strconv.ParseInt(m[2], 10, 64))
 	}
 	return n
+}
+
+// redisCPU is redis-server's CPU time so far (user+system, INFO cpu).
+func redisCPU(t *testing.T, rdb *redis.Client) time.Duration {
+	t.Helper()
+	info, err := rdb.Info(context.Background(), "cpu").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s float64
+	for _, m := range regexp.MustCompile(`used_cpu_(?:sys|user):([\d.]+)`).FindAllStringSubmatch(info, -1) {
+		s += must(strconv.ParseFloat(m[1], 64))
+	}
+	return time.Duration(s * float64(time.Second))
 }
 
 func must[T any](v T, err error) T {
