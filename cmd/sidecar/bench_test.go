@@ -270,7 +270,7 @@ func redisCalls(t *testing.T, rdb *redis.Client) int64 {
 // redisCPU is redis-server's CPU time so far (user+system, INFO cpu).
 func redisCPU(t *testing.T, rdb *redis.Client) time.Duration {
 	t.Helper()
-	info, err := rdb.Info(context.Background(), "cpu").Result()
+	info, err := rdb.Info(t.Context(), "cpu").Result()
 	if err != nil {
 		t.Fatal(err)
 	}
