@@ -146,7 +146,7 @@ func envOf(c corev1.Container, name string) string {
 // its message; and with the manager down, labelled pods are refused while others are not.
 func TestWebhook(t *testing.T) {
 	k := startCluster(t)
-	ctx := context.Background()
+	ctx := t.Context()
 
 	p := pod("crawl", "crawler", true, nil)
 	if err := k.c.Create(ctx, p); err != nil {
@@ -200,7 +200,7 @@ func TestWebhook(t *testing.T) {
 // TestCrawlPolicyValidation: the API server itself rejects bad CrawlPolicies (OpenAPI and CEL).
 func TestCrawlPolicyValidation(t *testing.T) {
 	k := startCluster(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	for _, c := range []struct {
 		name string
 		rule v1alpha1.Rule
@@ -236,7 +236,7 @@ func TestCrawlPolicyValidation(t *testing.T) {
 // pods, reports in status, and follows a policy change; conflicts between policies are reported.
 func TestPolicyController(t *testing.T) {
 	k := startCluster(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	if err := k.c.Create(ctx, pod("crawl", "crawler", true, nil)); err != nil {
 		t.Fatal(err)
 	}
@@ -336,7 +336,7 @@ func TestPolicyController(t *testing.T) {
 // pods, follows changes of the source and repairs edits of the copy.
 func TestRedisSecret(t *testing.T) {
 	k := startCluster(t, "--redis=redis://redis.crawlpolite-system:6379", "--redis-password-secret=redis-auth")
-	ctx := context.Background()
+	ctx := t.Context()
 	src := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "crawlpolite-system", Name: "redis-auth"},
 		Data: map[string][]byte{"password": []byte("s3cret"), "admin-password": []byte("not-for-pods")}}
 	if err := k.c.Create(ctx, src); err != nil {
@@ -391,7 +391,7 @@ func TestRedisSecret(t *testing.T) {
 func TestCleanup(t *testing.T) {
 	const grace = 3 * time.Second
 	k := startCluster(t, "--redis-password-secret=redis-auth", "--cleanup-grace="+grace.String())
-	ctx := context.Background()
+	ctx := t.Context()
 	if err := k.c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "crawlpolite-system", Name: "redis-auth"},
 		Data: map[string][]byte{"password": []byte("s3cret")}}); err != nil {
 		t.Fatal(err)
