@@ -78,10 +78,8 @@ func (b *batcher) run(ctx context.Context, wait bool, script *redis.Script, keys
 		b.pending = append(b.pending, c)
 		b.mu.Unlock()
 	}
-	select {
-	case <-c.done:
-		return c.val, c.err
-	case <-ctx.Done():
+	if v, sent, err := b.await(ctx, c); sent {
+		return v, err
 	}
 	b.mu.Lock()
 	if i := slices.Index(b.pending, c); i >= 0 {
@@ -95,6 +93,35 @@ func (b *batcher) run(ctx context.Context, wait bool, script *redis.Script, keys
 	}
 	<-c.done
 	return c.val, c.err
+}
+
+// await waits for a queued call's reply until ctx ends (sent false). While it waits, if the pipelines
+// in flight stall (a server that hangs, a node gone), a call still queued behind them leaves the queue
+// and goes alone, as a call made then would: else it would wait for them to fail and then for its own
+// pipeline to fail too, twice the client's timeouts before its caller hears of it.
+func (b *batcher) await(ctx context.Context, c *batched) (v any, sent bool, err error) {
+	t := time.NewTimer(stalled)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.done:
+			return c.val, true, c.err
+		case <-ctx.Done():
+			return nil, false, nil
+		case <-t.C:
+		}
+		b.mu.Lock()
+		i := slices.Index(b.pending, c)
+		if i < 0 || time.Since(b.moved) <= stalled { // sent meanwhile, or the pipelines move
+			b.mu.Unlock()
+			t.Reset(stalled)
+			continue
+		}
+		b.pending = slices.Delete(b.pending, i, i+1)
+		b.mu.Unlock()
+		v, err := c.script.Run(ctx, b.c, c.keys, c.args...).Result()
+		return v, true, err
+	}
 }
 
 // next sends what was queued during a flush, in the background so its caller returns now.

@@ -67,3 +67,39 @@ func TestDeadlineIsTheCallersError(t *testing.T) {
 		})
 	}
 }
+
+// TestQueuedCallsLeaveStalledPipelines: with the server hung, a call queued behind the pipelines in
+// flight fails within about one client timeout, as alone, not after them and then its own pipeline
+// (two timeouts): it leaves the queue once they stall. It failed the sidecar's TestRedisHangs bound.
+func TestQueuedCallsLeaveStalledPipelines(t *testing.T) {
+	srv := redistest.Start(t)
+	const timeout = 400 * time.Millisecond
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, ReadTimeout: timeout, WriteTimeout: timeout, MaxRetries: -1})
+	defer rdb.Close()
+	s, err := semaphore.NewRedis(rdb, semaphore.Options{Prefix: uniquePrefix()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	defer srv.Resume()
+	srv.Pause()
+	l := semaphore.Limits{Concurrency: 1}
+	done := make(chan error, 2)
+	for _, k := range []string{"a.example", "b.example"} { // the two pipelines in flight
+		go func() { _, err := s.Acquire(t.Context(), k, l); done <- err }()
+	}
+	time.Sleep(2 * time.Millisecond)
+	start := time.Now()
+	_, err = s.Acquire(t.Context(), "c.example", l) // queued behind them, then on its own
+	took := time.Since(start)
+	if !errors.Is(err, semaphore.ErrUnavailable) {
+		t.Fatalf("Acquire on a hung server = %v, want ErrUnavailable", err)
+	}
+	for range 2 {
+		<-done
+	}
+	if took > timeout*3/2 {
+		t.Fatalf("the queued acquire failed after %v, more than one client timeout (%v) and slack", took, timeout)
+	}
+	t.Logf("queued acquire failed after %v (client timeout %v)", took, timeout)
+}
