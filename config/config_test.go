@@ -3,7 +3,6 @@
 package config_test
 
 import (
-	"context"
 	"slices"
 	"testing"
 
@@ -75,7 +74,7 @@ func TestKustomizeBases(t *testing.T) {
 	// Everything config/default renders is valid for a real API server.
 	c := kubetest.Client(t, kubetest.Start(t, &envtest.Environment{}))
 	kubetest.Namespaces(t, c, "crawlpolite-system")
-	ctx := context.Background()
+	ctx := t.Context()
 	for _, o := range def {
 		opts := []client.PatchOption{client.FieldOwner("config-test"), client.ForceOwnership}
 		if o.GetKind() != "CustomResourceDefinition" {

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -118,7 +117,7 @@ func judge(t *testing.T, o *origin, limit int, delay, page time.Duration) judged
 // allow.
 func TestSteadyCrawl(t *testing.T) {
 	e := startEnv(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	a := startOrigin(t, e.ca, &origin{Name: "a (limit 2, 100 ms pages, Disallow /private)", Page: 100 * time.Millisecond,
 		Robots: "User-agent: *\nDisallow: /private\n"})
 	b := startOrigin(t, e.ca, &origin{Name: "b (limit 1, Crawl-delay 0.3)", Page: 10 * time.Millisecond, Robots: "User-agent: *\nCrawl-delay: 0.3\n"})

@@ -3,7 +3,6 @@ package e2e
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -98,11 +97,11 @@ func (e *env) install(t *testing.T, values []string) {
 		if _, hook := o.GetAnnotations()["helm.sh/hook"]; hook {
 			continue
 		}
-		if err := e.c.Create(context.Background(), o); err != nil {
+		if err := e.c.Create(t.Context(), o); err != nil {
 			t.Fatalf("chart object %s %s: %v", o.GetKind(), o.GetName(), err)
 		}
 	}
-	if err := e.c.Create(context.Background(), &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: managerNS, Name: "redis-auth"},
+	if err := e.c.Create(t.Context(), &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: managerNS, Name: "redis-auth"},
 		Data: map[string][]byte{"password": []byte(redisPassword)}}); err != nil {
 		t.Fatal(err)
 	}
@@ -334,6 +333,6 @@ func (e *env) policySeen(t *testing.T, name string, gen int64) {
 	t.Helper()
 	waitFor(t, "CrawlPolicy "+name+" observed", 30*time.Second, func() bool {
 		var cp v1alpha1.CrawlPolicy
-		return e.c.Get(context.Background(), client.ObjectKey{Name: name}, &cp) == nil && cp.Status.ObservedGeneration >= gen
+		return e.c.Get(t.Context(), client.ObjectKey{Name: name}, &cp) == nil && cp.Status.ObservedGeneration >= gen
 	})
 }

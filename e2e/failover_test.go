@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"image/color"
 	"slices"
@@ -66,7 +65,7 @@ func TestClusterFailover(t *testing.T) {
 	}
 	const before, after = 8 * time.Second, 16 * time.Second
 	e := startClusterEnv(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	f := &failoverRun{}
 	var victim *redistest.Server
 	f.hosts, victim = failoverHosts(t, e.cluster, e.ca, 6)
@@ -381,7 +380,7 @@ func perSecond(hs []*failoverHost, t0 time.Time, secs int) []float64 {
 // clusterKeys counts the keys on the cluster's live masters and lists those without a TTL.
 func clusterKeys(t *testing.T, cl *redistest.Cluster, dead *redistest.Server) (n int, noTTL []string) {
 	t.Helper()
-	ctx := context.Background()
+	ctx := t.Context()
 	for _, s := range cl.Nodes {
 		if s == dead || s.Role() != "master" {
 			continue

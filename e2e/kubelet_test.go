@@ -27,7 +27,9 @@ var images = map[string]string{"crawler:e2e": "crawler"}
 
 // kubelet plays the node's part for every pod created in the suite's namespaces: it starts each
 // container as a process with what the spec gives it. All pods share the host's network, so the
-// pod-local ports 15080 and 15081 are remapped per pod wherever they appear.
+// pod-local ports 15080 and 15081 are remapped per pod wherever they appear. It runs until its
+// Cleanup closes stop, after the test body, so its API calls use context.Background(): t.Context()
+// is cancelled before cleanups run.
 type kubelet struct {
 	t        *testing.T
 	c        client.Client

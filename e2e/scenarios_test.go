@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -39,7 +38,7 @@ func maxInFlightBetween(v []visit, from, to time.Time) int {
 // to the first request beyond the old limit is reported.
 func TestPolicyChange(t *testing.T) {
 	e := startEnv(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	o := startOrigin(t, e.ca, &origin{Name: "p (limit 1, then 3)", Page: 200 * time.Millisecond})
 	cp := &v1alpha1.CrawlPolicy{ObjectMeta: metav1.ObjectMeta{Name: "change"}, Spec: v1alpha1.CrawlPolicySpec{Rules: []v1alpha1.Rule{{
 		Hosts: []v1alpha1.HostPattern{v1alpha1.HostPattern(o.Host)}, MaxConcurrency: ptr(int32(1)), MinDelay: dur("10ms")}}}}
@@ -89,7 +88,7 @@ var createDryRun = client.CreateOptions{DryRun: []string{metav1.DryRunAll}}
 // key is left without a TTL.
 func TestFaults(t *testing.T) {
 	e := startEnv(t)
-	ctx := context.Background()
+	ctx := t.Context()
 
 	// The webhook down (failurePolicy Fail).
 	e.webhook.kill()
@@ -182,7 +181,7 @@ func TestFaults(t *testing.T) {
 // /quitquitquit stops it.
 func TestJobs(t *testing.T) {
 	e := startEnv(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	o := startOrigin(t, e.ca, &origin{Name: "j", Page: 10 * time.Millisecond})
 	must(t, e.c.Create(ctx, crawlerPod("batch", "native-job", []string{o.URL("/a")}, 1, 2*time.Second, nil)))
 	must(t, e.c.Create(ctx, crawlerPod("batch", "legacy-job", []string{o.URL("/b")}, 1, 2*time.Second,
@@ -222,7 +221,7 @@ func TestKilledSidecar(t *testing.T) {
 		t.Skip("full form (make e2e): waits out a 30 s lease")
 	}
 	e := startEnv(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	o := startOrigin(t, e.ca, &origin{Name: "k (limit 1, 2 s pages)", Page: 2 * time.Second})
 	cp := &v1alpha1.CrawlPolicy{ObjectMeta: metav1.ObjectMeta{Name: "kill"}, Spec: v1alpha1.CrawlPolicySpec{Rules: []v1alpha1.Rule{{
 		Hosts: []v1alpha1.HostPattern{v1alpha1.HostPattern(o.Host)}, MaxConcurrency: ptr(int32(1)), MinDelay: dur("10ms")}}}}
@@ -333,7 +332,7 @@ func redisStats(t *testing.T, addrs []string, password string) (commands int64, 
 	t.Helper()
 	for _, a := range addrs {
 		c := redis.NewClient(&redis.Options{Addr: a, Password: password})
-		info, err := c.Info(context.Background(), "stats", "cpu", "memory").Result()
+		info, err := c.Info(t.Context(), "stats", "cpu", "memory").Result()
 		_ = c.Close()
 		if err != nil {
 			t.Fatalf("INFO %s: %v", a, err)
@@ -383,7 +382,7 @@ func scale(t *testing.T, name string, cluster bool) {
 		e = startEnv(t, values...)
 		addrs, password = []string{e.redis.Addr}, redisPassword
 	}
-	ctx := context.Background()
+	ctx := t.Context()
 	ln, err := net.Listen("tcp", ":0") // every 127.x.y.z
 	must(t, err)
 	port := ln.Addr().(*net.TCPAddr).Port

@@ -42,7 +42,7 @@ func BenchmarkTopRefresh100k(b *testing.B) {
 			before := commands(b, tc.c)
 			b.ResetTimer()
 			for range b.N {
-				v, err := t.refresh(context.Background(), topOptions{sortBy: "inflight", limit: 20})
+				v, err := t.refresh(b.Context(), topOptions{sortBy: "inflight", limit: 20})
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -55,7 +55,7 @@ func BenchmarkTopRefresh100k(b *testing.B) {
 		})
 		b.Run(tc.name+"/ObserveAll", func(b *testing.B) {
 			for range b.N {
-				if _, err := t.obs.Observe(context.Background(), hosts); err != nil {
+				if _, err := t.obs.Observe(b.Context(), hosts); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -67,7 +67,7 @@ func BenchmarkTopRefresh100k(b *testing.B) {
 // of its hosts, and takes one real lease on each of those.
 func fill(b *testing.B, c redis.UniversalClient, prefix string) []string {
 	b.Helper()
-	ctx := context.Background()
+	ctx := b.Context()
 	hosts := make([]string, benchActive)
 	for i := range hosts {
 		hosts[i] = fmt.Sprintf("host%06d.example", i)
@@ -135,9 +135,9 @@ func commands(b *testing.B, c redis.UniversalClient) int64 {
 	var err error
 	switch c := c.(type) {
 	case *redis.ClusterClient:
-		err = c.ForEachMaster(context.Background(), count)
+		err = c.ForEachMaster(b.Context(), count)
 	case *redis.Client:
-		err = count(context.Background(), c)
+		err = count(b.Context(), c)
 	}
 	if err != nil {
 		b.Fatal(err)

@@ -117,7 +117,7 @@ func TestExplain(t *testing.T) {
 		t.Errorf("backoff after a 429: %+v", e)
 	}
 
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	wg := crawl(ctx, c, a.URL, 3) // limit 1: one in flight, two queued
 	defer wg.Wait()

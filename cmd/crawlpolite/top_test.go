@@ -36,7 +36,7 @@ func startLoad(t *testing.T) *loaded {
 	l := &loaded{redis: "redis://" + rs.Addr, a: newOrigin(t, robotsA, 0, holdA), b: newOrigin(t, robotsB, 0, time.Millisecond)}
 	pol := writeFile(t, "policy.yaml", fmt.Sprintf("defaults:\n  maxConcurrency: 2\n  minDelay: 0s\n  waitTimeout: 60s\n"+
 		"rules:\n  - hosts: [%q]\n    maxConcurrency: %d\n", l.a.host(), limitA))
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(t.Context())
 	var wgs []*sync.WaitGroup
 	for range 3 {
 		s := startSidecar(t, nil, "--redis="+l.redis, "--policy-file="+pol)

@@ -26,7 +26,7 @@ func TestTopCluster(t *testing.T) {
 	a, b := newOrigin(t, robotsA, 0, holdA), newOrigin(t, robotsB, 0, time.Millisecond)
 	pol := writeFile(t, "policy.yaml", fmt.Sprintf("defaults:\n  maxConcurrency: 2\n  minDelay: 0s\n"+
 		"rules:\n  - hosts: [%q]\n    maxConcurrency: %d\n", a.host(), limitA))
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(t.Context())
 	var wgs []*sync.WaitGroup
 	defer func() {
 		cancel()
@@ -70,7 +70,7 @@ func TestPassword(t *testing.T) {
 	rs := redistest.Start(t, "--requirepass", secret)
 	a := newOrigin(t, robotsA, 0, holdA)
 	s := startSidecar(t, []string{"CRAWLPOLITE_REDIS_PASSWORD=" + secret}, "--redis=redis://"+rs.Addr)
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(t.Context())
 	wg := crawl(ctx, s.client(), a.URL, 3)
 	defer wg.Wait()
 	defer cancel()

@@ -51,7 +51,7 @@ func TestOneServerSharesPipelines(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = sem.Close() }()
-	ctx := context.Background()
+	ctx := t.Context()
 	var wg sync.WaitGroup
 	for w := range 16 {
 		wg.Add(1)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http/httptest"
@@ -74,7 +73,7 @@ func TestWebhookBenchmark(t *testing.T) {
 	}
 
 	k := startCluster(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	create := func(labelled bool, count int) []time.Duration {
 		var d []time.Duration
 		for i := range count + 20 {

@@ -52,6 +52,8 @@ func startCluster(t *testing.T, extraArgs ...string) *cluster {
 	opts.skipNameValidation = true
 	opts.Base = mustDoc(t, "defaults:\n  maxConcurrency: 2\n  minDelay: 1s\n")
 	c := kubetest.Client(t, cfg, v1alpha1.AddToScheme)
+	// Not t.Context(): the manager serves until its Cleanup below stops it, so it is still up while
+	// the cleanups registered after it run.
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- serve(ctx, rest.CopyConfig(cfg), opts) }()

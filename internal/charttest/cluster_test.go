@@ -1,7 +1,6 @@
 package charttest
 
 import (
-	"context"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -70,7 +69,7 @@ func apply(t *testing.T, c client.Client, objs []*unstructured.Unstructured, opt
 			// Under another name: applied over envtest's copy (which has a url), it would have both.
 			o.SetName(o.GetName() + "-as-rendered")
 		}
-		if err := c.Patch(context.Background(), o, client.Apply, po...); err != nil { //nolint:staticcheck // unstructured apply
+		if err := c.Patch(t.Context(), o, client.Apply, po...); err != nil { //nolint:staticcheck // unstructured apply
 			t.Errorf("apply %s %s/%s: %v", o.GetKind(), o.GetNamespace(), o.GetName(), err)
 		}
 	}

@@ -1,7 +1,6 @@
 package charttest
 
 import (
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -31,7 +30,7 @@ import (
 // envtest installed pointing at us, and the test hooks), starts the built webhook with the chart's
 // Deployment arguments, and checks what a labelled pod comes back with.
 func testInjection(t *testing.T, cfg *rest.Config, c client.Client, env *envtest.Environment, objs []*unstructured.Unstructured) {
-	ctx := context.Background()
+	ctx := t.Context()
 	var real []*unstructured.Unstructured
 	for _, o := range objs {
 		if o.GetKind() != "MutatingWebhookConfiguration" && o.GetAnnotations()["helm.sh/hook"] == "" {
@@ -110,7 +109,7 @@ func labelled(name string) *corev1.Pod {
 // comes back with the sidecar; the hook's own check (kubectl's go-template, missing keys an error)
 // passes on that answer and fails on a pod without the sidecar.
 func checkHook(t *testing.T, c client.Client, objs []*unstructured.Unstructured, p *process) {
-	ctx := context.Background()
+	ctx := t.Context()
 	dry := labelled("dry")
 	if err := c.Create(ctx, dry, client.DryRunAll); err != nil {
 		t.Fatalf("dry-run labelled pod: %v\n%s", err, p.output)
@@ -168,7 +167,7 @@ func checkSidecar(t *testing.T, pod *corev1.Pod, sc *corev1.Container, objs []*u
 // checkPassword: the bundled Redis password reaches the sidecar through a secretKeyRef to the copy
 // the controller delivers, and appears neither in the pod nor in the manager's output.
 func checkPassword(t *testing.T, c client.Client, pod *corev1.Pod, sc *corev1.Container, objs []*unstructured.Unstructured, p *process) {
-	ctx := context.Background()
+	ctx := t.Context()
 	var pw *corev1.EnvVar
 	for i, e := range sc.Env {
 		if e.Name == "CRAWLPOLITE_REDIS_PASSWORD" {

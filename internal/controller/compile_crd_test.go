@@ -1,7 +1,6 @@
 package controller
 
 import (
-	"context"
 	"strings"
 	"testing"
 
@@ -20,7 +19,7 @@ import (
 func TestCRDGroupBy(t *testing.T) {
 	cfg := kubetest.Start(t, &envtest.Environment{CRDDirectoryPaths: []string{"../../config/crd/bases"}})
 	c := kubetest.Client(t, cfg, v1alpha1.AddToScheme)
-	ctx := context.Background()
+	ctx := t.Context()
 	for _, g := range []string{"host", "domain", "ip", "site", "Domain"} {
 		r := rule(2, "250ms", "*.example-blog.com")
 		r.GroupBy = &g

@@ -1,7 +1,6 @@
 package kubetest_test
 
 import (
-	"context"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -20,7 +19,7 @@ func TestStartServesRealAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.Background()
+	ctx := t.Context()
 	want := &corev1.ConfigMap{
 		ObjectMeta: metav1.ObjectMeta{Name: "probe", Namespace: "default"},
 		Data:       map[string]string{"hello": "etcd"},

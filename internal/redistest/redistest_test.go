@@ -1,7 +1,6 @@
 package redistest_test
 
 import (
-	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -14,7 +13,7 @@ import (
 
 func TestStartGivesWorkingServer(t *testing.T) {
 	s := redistest.Start(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	c := redis.NewClient(&redis.Options{Addr: s.Addr})
 	defer c.Close()
 	if err := c.Set(ctx, "redistest:k", "v", 0).Err(); err != nil {
@@ -36,7 +35,7 @@ func TestStartGivesWorkingServer(t *testing.T) {
 // each node directly, that every key lives on the master that owns its slot and nowhere else.
 func TestClusterRoutesKeysToOwningMaster(t *testing.T) {
 	cl := redistest.StartCluster(t)
-	ctx := context.Background()
+	ctx := t.Context()
 	c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: cl.Addrs()})
 	defer c.Close()
 
