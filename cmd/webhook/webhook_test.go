@@ -217,14 +217,16 @@ func TestCrawlPolicyValidation(t *testing.T) {
 		{"no hosts", v1alpha1.Rule{}, "hosts"},
 		{"bad robots", v1alpha1.Rule{Hosts: []v1alpha1.HostPattern{"example.com"}, Robots: new("sometimes")}, "robots"},
 	} {
-		cp := &v1alpha1.CrawlPolicy{ObjectMeta: metav1.ObjectMeta{Name: "bad"}, Spec: v1alpha1.CrawlPolicySpec{Rules: []v1alpha1.Rule{c.rule}}}
-		err := k.c.Create(ctx, cp)
-		if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), c.want) {
-			t.Errorf("%s: want Invalid mentioning %q, got %v", c.name, c.want, err)
-		}
-		if err == nil {
-			_ = k.c.Delete(ctx, cp)
-		}
+		t.Run(c.name, func(t *testing.T) {
+			cp := &v1alpha1.CrawlPolicy{ObjectMeta: metav1.ObjectMeta{Name: "bad"}, Spec: v1alpha1.CrawlPolicySpec{Rules: []v1alpha1.Rule{c.rule}}}
+			err := k.c.Create(ctx, cp)
+			if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("want Invalid mentioning %q, got %v", c.want, err)
+			}
+			if err == nil {
+				_ = k.c.Delete(ctx, cp)
+			}
+		})
 	}
 	good := &v1alpha1.CrawlPolicy{ObjectMeta: metav1.ObjectMeta{Name: "good"}, Spec: v1alpha1.CrawlPolicySpec{Rules: []v1alpha1.Rule{{
 		Hosts: []v1alpha1.HostPattern{"example.com", "*.example.org", "example.net:8443", "[2001:db8::1]:443"}, MaxConcurrency: n(4),

@@ -31,31 +31,33 @@ func TestChartLint(t *testing.T) {
 // is rendered, with a message naming the value.
 func TestSchemaRejects(t *testing.T) {
 	for _, c := range []struct {
+		name string
 		set  string
 		want []string
 	}{
-		{"replicaCount=abc", []string{"replicaCount", "string", "integer"}},
-		{"policy.defaults.maxConcurrency=0", []string{"policy/defaults/maxConcurrency", "minimum", "1"}},
-		{"redis.mode=foo", []string{"redis/mode", "'bundled', 'external', 'none'"}},
-		{"policy.defaults.minDelay=5 seconds", []string{"policy/defaults/minDelay"}},
-		{"sidecar.mode=sometimes", []string{"sidecar/mode"}},
-		{"webhook.timeoutSeconds=60", []string{"webhook/timeoutSeconds"}},
-		{"replicaCount=0", []string{"replicaCount"}},
-		{"redis.url=http://redis:6379", []string{"redis/url"}},
-		{"redis.mode=external", []string{"redis/url"}},
-		{"redis.url=redis://:hunter2@redis:6379", []string{"redis/url"}}, // the password belongs in existingSecret
-		{"replicaCuont=3", []string{"replicaCuont"}},
+		{"string replicaCount", "replicaCount=abc", []string{"replicaCount", "string", "integer"}},
+		{"zero maxConcurrency", "policy.defaults.maxConcurrency=0", []string{"policy/defaults/maxConcurrency", "minimum", "1"}},
+		{"unknown redis mode", "redis.mode=foo", []string{"redis/mode", "'bundled', 'external', 'none'"}},
+		{"bad minDelay", "policy.defaults.minDelay=5 seconds", []string{"policy/defaults/minDelay"}},
+		{"unknown sidecar mode", "sidecar.mode=sometimes", []string{"sidecar/mode"}},
+		{"webhook timeout over 30s", "webhook.timeoutSeconds=60", []string{"webhook/timeoutSeconds"}},
+		{"zero replicaCount", "replicaCount=0", []string{"replicaCount"}},
+		{"http redis url", "redis.url=http://redis:6379", []string{"redis/url"}},
+		{"external without url", "redis.mode=external", []string{"redis/url"}},
+		{"password in redis url", "redis.url=redis://:hunter2@redis:6379", []string{"redis/url"}}, // the password belongs in existingSecret
+		{"misspelt key", "replicaCuont=3", []string{"replicaCuont"}},
 	} {
-		_, err := helmTemplate(t, "crawlpolite", "--set", c.set)
-		if err == nil {
-			t.Errorf("--set %s: rendered; want a schema error", c.set)
-			continue
-		}
-		for _, w := range c.want {
-			if !strings.Contains(err.Error(), w) {
-				t.Errorf("--set %s: error does not mention %q:\n%v", c.set, w, err)
+		t.Run(c.name, func(t *testing.T) {
+			_, err := helmTemplate(t, "crawlpolite", "--set", c.set)
+			if err == nil {
+				t.Fatalf("--set %s: rendered; want a schema error", c.set)
 			}
-		}
+			for _, w := range c.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("--set %s: error does not mention %q:\n%v", c.set, w, err)
+				}
+			}
+		})
 	}
 }
 

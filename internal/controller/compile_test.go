@@ -53,9 +53,11 @@ func TestCompile(t *testing.T) {
 		{"base.example", 9, 2 * time.Second},   // the base document's own rules come first
 		{"other.example", 3, 2 * time.Second},
 	} {
-		if l := p.For(tc.host, ""); l.MaxConcurrency != tc.conc || l.MinDelay != tc.delay {
-			t.Errorf("%s: %+v, want concurrency %d delay %v", tc.host, l, tc.conc, tc.delay)
-		}
+		t.Run(tc.host, func(t *testing.T) { // the host is the case's name
+			if l := p.For(tc.host, ""); l.MaxConcurrency != tc.conc || l.MinDelay != tc.delay {
+				t.Errorf("%+v, want concurrency %d delay %v", l, tc.conc, tc.delay)
+			}
+		})
 	}
 	if err := c.invalid["d-bad"]; err == nil || !strings.Contains(err.Error(), "bad..host") {
 		t.Errorf("invalid policy: %v", err)

@@ -40,13 +40,15 @@ func TestRegistrableDomain(t *testing.T) {
 		{"[::ffff:192.0.2.1]", "192.0.2.1"},
 	}
 	for _, c := range cases {
-		h, _, err := Normalize(c.authority, "https")
-		if err != nil {
-			t.Fatalf("Normalize(%q): %v", c.authority, err)
-		}
-		if got := RegistrableDomain(h); got != c.want {
-			t.Errorf("RegistrableDomain(%q) = %q, want %q", c.authority, got, c.want)
-		}
+		t.Run(c.authority, func(t *testing.T) { // the authority is the case's name
+			h, _, err := Normalize(c.authority, "https")
+			if err != nil {
+				t.Fatalf("Normalize(%q): %v", c.authority, err)
+			}
+			if got := RegistrableDomain(h); got != c.want {
+				t.Errorf("RegistrableDomain(%q) = %q, want %q", c.authority, got, c.want)
+			}
+		})
 	}
 }
 
@@ -72,13 +74,15 @@ func TestGroupKey(t *testing.T) {
 		{"ip without an address falls back to the host", GroupIP, "a.example.com:8080", netip.Addr{}, "a.example.com:8080"},
 	}
 	for _, c := range cases {
-		h, p, err := Normalize(c.authority, "https")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := GroupKey(c.g, h, p, c.addr); got != c.want {
-			t.Errorf("%s: GroupKey(%v, %q) = %q, want %q", c.name, c.g, c.authority, got, c.want)
-		}
+		t.Run(c.name, func(t *testing.T) {
+			h, p, err := Normalize(c.authority, "https")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := GroupKey(c.g, h, p, c.addr); got != c.want {
+				t.Errorf("GroupKey(%v, %q) = %q, want %q", c.g, c.authority, got, c.want)
+			}
+		})
 	}
 }
 

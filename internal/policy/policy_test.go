@@ -50,13 +50,15 @@ func TestFor(t *testing.T) {
 		{"xn--bcher-kva.example", "https", HostPolicy{2, 5 * time.Second, 30 * time.Second, true, time.Minute, false, GroupHost}},
 	}
 	for _, c := range cases {
-		h, port, err := Normalize(c.authority, c.scheme)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := p.For(h, port); got != c.want {
-			t.Errorf("%s: %+v, want %+v", c.authority, got, c.want)
-		}
+		t.Run(c.authority, func(t *testing.T) { // the authority is the case's name
+			h, port, err := Normalize(c.authority, c.scheme)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := p.For(h, port); got != c.want {
+				t.Errorf("%s: %+v, want %+v", c.authority, got, c.want)
+			}
+		})
 	}
 	if !p.Named("api.example.org", "") || p.Named("www.example.org", "") {
 		t.Error("Named should hold for hosts named exactly, not for wildcard matches")
@@ -82,10 +84,12 @@ func TestParseErrorsNameTheLine(t *testing.T) {
 		"bad default grp": {"defaults:\n  groupBy: IP\n", "line 2: groupBy"},
 	}
 	for name, c := range cases {
-		_, err := Parse([]byte(c.body))
-		if err == nil || !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), c.want) {
-			t.Errorf("%s: error %v, want ErrInvalid mentioning %q", name, err, c.want)
-		}
+		t.Run(name, func(t *testing.T) {
+			_, err := Parse([]byte(c.body))
+			if err == nil || !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("error %v, want ErrInvalid mentioning %q", err, c.want)
+			}
+		})
 	}
 	if p, err := Parse(nil); err != nil || p.For("x.com", "") != BuiltinDefaults {
 		t.Errorf("empty document: %v", err)
@@ -112,10 +116,12 @@ func TestNormalize(t *testing.T) {
 		{"example.com:", "http", "example.com", ""},
 	}
 	for _, c := range cases {
-		h, p, err := Normalize(c.in, c.scheme)
-		if err != nil || h != c.host || p != c.port {
-			t.Errorf("Normalize(%q) = %q %q %v, want %q %q", c.in, h, p, err, c.host, c.port)
-		}
+		t.Run(c.in, func(t *testing.T) { // the input is the case's name
+			h, p, err := Normalize(c.in, c.scheme)
+			if err != nil || h != c.host || p != c.port {
+				t.Errorf("Normalize(%q) = %q %q %v, want %q %q", c.in, h, p, err, c.host, c.port)
+			}
+		})
 	}
 	for _, bad := range []string{"exa mple.com", "example.com:0", "example.com:99999", "",
 		"[fe80::1%eth0]", "[fe80::1%25eth0]:80", "fe80::1%eth0", // zones

@@ -64,26 +64,28 @@ func TestGroups(t *testing.T) {
 		{"hosts", "http://one.example/", "http://two.example/", false, "one.example"},
 	}
 	for _, c := range cases {
-		held, err := thr.Admit(ctx, get(c.first))
-		if err != nil {
-			t.Fatalf("%s: %v", c.name, err)
-		}
-		if key, err := thr.Key(ctx, get(c.first).URL.Host); err != nil || key != c.key {
-			t.Errorf("%s: Key = %q %v, want %q", c.name, key, err, c.key)
-		}
-		second, err := thr.Admit(ctx, get(c.second))
-		switch {
-		case c.shared:
-			_ = refusal(t, err, http.StatusTooManyRequests) // the group's one slot is held
-		case err != nil:
-			t.Errorf("%s: the second host has its own budget, got %v", c.name, err)
-		default:
-			second.Release()
-		}
-		if st, err := thr.State(ctx, get(c.second).URL.Host); err != nil || (st.Holders == 1) != c.shared {
-			t.Errorf("%s: State(second) = %+v %v, shared %v", c.name, st, err, c.shared)
-		}
-		held.Release()
+		t.Run(c.name, func(t *testing.T) {
+			held, err := thr.Admit(ctx, get(c.first))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer held.Release()
+			if key, err := thr.Key(ctx, get(c.first).URL.Host); err != nil || key != c.key {
+				t.Errorf("Key = %q %v, want %q", key, err, c.key)
+			}
+			second, err := thr.Admit(ctx, get(c.second))
+			switch {
+			case c.shared:
+				_ = refusal(t, err, http.StatusTooManyRequests) // the group's one slot is held
+			case err != nil:
+				t.Errorf("the second host has its own budget, got %v", err)
+			default:
+				second.Release()
+			}
+			if st, err := thr.State(ctx, get(c.second).URL.Host); err != nil || (st.Holders == 1) != c.shared {
+				t.Errorf("State(second) = %+v %v, shared %v", st, err, c.shared)
+			}
+		})
 	}
 	turn, err := thr.Admit(ctx, get("http://b.unrelated.test/"))
 	if err != nil {

@@ -60,9 +60,11 @@ func TestUnanswered(t *testing.T) {
 		"clusterdown": {replyErr("CLUSTERDOWN The cluster is down"), true},
 		"loading":     {replyErr("LOADING Redis is loading the dataset in memory"), true},
 	} {
-		if got := unanswered(c.err); got != c.want {
-			t.Errorf("%s: unanswered(%v) = %v, want %v", name, c.err, got, c.want)
-		}
+		t.Run(name, func(t *testing.T) {
+			if got := unanswered(c.err); got != c.want {
+				t.Errorf("unanswered(%v) = %v, want %v", c.err, got, c.want)
+			}
+		})
 	}
 }
 

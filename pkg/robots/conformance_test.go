@@ -74,9 +74,11 @@ func TestPartialBOM(t *testing.T) {
 		"full BOM":                     {"\xEF\xBB\xBFUser-Agent: foo\nDisallow: /AnyValue\n", false},
 	}
 	for name, c := range cases {
-		if got := Parse([]byte(c.body)).Allowed("foo", "/AnyValue"); got != c.allowed {
-			t.Errorf("%s: allowed = %v, want %v", name, got, c.allowed)
-		}
+		t.Run(name, func(t *testing.T) {
+			if got := Parse([]byte(c.body)).Allowed("foo", "/AnyValue"); got != c.allowed {
+				t.Errorf("allowed = %v, want %v", got, c.allowed)
+			}
+		})
 	}
 }
 

@@ -43,20 +43,22 @@ func TestLookupAgreesWithNaive(t *testing.T) {
 // Exhausted (the same on every run), and a benign path on the same file is still decided.
 func TestWorkBound(t *testing.T) {
 	for _, c := range worstCases() {
-		g := Parse([]byte(c.body)).For("bot")
-		v := g.Check(c.path)
-		for range 3 {
-			if again := g.Check(c.path); again != v {
-				t.Fatalf("%s: verdict %+v then %+v", c.name, v, again)
+		t.Run(c.name, func(t *testing.T) {
+			g := Parse([]byte(c.body)).For("bot")
+			v := g.Check(c.path)
+			for range 3 {
+				if again := g.Check(c.path); again != v {
+					t.Fatalf("verdict %+v then %+v", v, again)
+				}
 			}
-		}
-		if v.Exhausted && v.Allowed {
-			t.Fatalf("%s: exhausted but allowed", c.name)
-		}
-		if b := g.Check("/index.html"); b.Exhausted {
-			t.Errorf("%s: a short path exhausted the budget", c.name)
-		}
-		t.Logf("%s: %+v rule %q", c.name, v, v.Rule())
+			if v.Exhausted && v.Allowed {
+				t.Fatal("exhausted but allowed")
+			}
+			if b := g.Check("/index.html"); b.Exhausted {
+				t.Error("a short path exhausted the budget")
+			}
+			t.Logf("%+v rule %q", v, v.Rule())
+		})
 	}
 	v := Parse([]byte(worstCases()[1].body)).For("bot").Check(worstCases()[1].path)
 	if !v.Exhausted {

@@ -150,9 +150,11 @@ func TestDecodeBounds(t *testing.T) {
 		"not deflate":   "v2 0 200\nUser-agent: *\nDisallow: /\n",
 		"huge":          "v2 0 200\n" + strings.Repeat("x", maxEncoded),
 	} {
-		if _, err := decode(v); err == nil {
-			t.Errorf("%s: decoded", name)
-		}
+		t.Run(name, func(t *testing.T) {
+			if _, err := decode(v); err == nil {
+				t.Error("decoded")
+			}
+		})
 	}
 
 	rs := redistest.Start(t)
