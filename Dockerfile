@@ -3,7 +3,8 @@
 #   /usr/local/bin/crawlpolite-sidecar  the politeness proxy the webhook injects (its container names
 #                                       this path as its command, so it does not depend on ENTRYPOINT)
 #   /usr/local/bin/crawlpolite-webhook  the manager: admission webhook and policy controller
-#   /usr/local/bin/crawlpolite          the CLI (`crawlpolite top`), once cmd/crawlpolite exists
+#   /usr/local/bin/crawlpolite          the CLI (cmd/crawlpolite: top, explain, hosts, robots); copied
+#                                       out and named kubectl-crawlpolite it is a kubectl plugin
 #
 #   make image                      # docker or podman: IMAGE=... VERSION=...
 #   docker build --build-arg VERSION=v0.1.0 -t ghcr.io/crawlpolite/crawlpolite:v0.1.0 .
@@ -28,7 +29,8 @@ ENV CGO_ENABLED=0 GOFLAGS=-trimpath
 COPY go.mod go.sum ./
 RUN --mount=type=cache,target=/root/go/pkg/mod go mod download
 COPY . .
-# -X main.version stamps every program (each logs it at start).
+# -X main.version stamps the sidecar and the manager (each logs it at start); the CLI has no version
+# variable yet, so for it the flag is a no-op.
 RUN --mount=type=cache,target=/root/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
     set -eu; mkdir -p /out; \
     for p in sidecar:crawlpolite-sidecar webhook:crawlpolite-webhook crawlpolite:crawlpolite; do \

@@ -17,7 +17,8 @@ import (
 const namespace = "crawlpolite" // the README's `helm install ... -n crawlpolite`
 
 // TestChartOnAPIServer: one real kube-apiserver for the package. Every value set of the matrix, and
-// config/default and config/dev, render objects it accepts; then, with the default render applied
+// config/default and config/dev, render objects it accepts; the manager's and bundled Redis's pods
+// pass its Pod Security restricted admission; then, with the default render applied
 // and the webhook binary running with the chart's Deployment arguments, a labelled pod comes back
 // injected.
 func TestChartOnAPIServer(t *testing.T) {
@@ -49,6 +50,7 @@ func TestChartOnAPIServer(t *testing.T) {
 			apply(t, c, kustomize(t, "../../config/"+dir), client.DryRunAll)
 		}
 	})
+	t.Run("pod security", func(t *testing.T) { testPodSecurity(t, c, defaults) })
 	t.Run("injection", func(t *testing.T) { testInjection(t, cfg, c, env, defaults) })
 }
 

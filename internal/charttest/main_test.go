@@ -60,13 +60,14 @@ var build struct {
 	err  error
 }
 
-// built returns the path of the sidecar and webhook binaries, built once per package run the way the
-// Dockerfile builds them: CGO_ENABLED=0, -trimpath, stripped.
+// built returns the path of the sidecar and webhook binaries, built once per package run (with the
+// CLI, see builtCLI) the way the Dockerfile builds them: CGO_ENABLED=0, -trimpath, stripped.
 func built(t testing.TB) (sidecar, webhook string) {
 	t.Helper()
 	build.once.Do(func() {
 		for _, p := range []struct{ pkg, out string }{
 			{"../../cmd/sidecar", "crawlpolite-sidecar"}, {"../../cmd/webhook", "crawlpolite-webhook"},
+			{"../../cmd/crawlpolite", "crawlpolite"},
 		} {
 			cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", filepath.Join(binDir, p.out), p.pkg)
 			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
@@ -80,6 +81,13 @@ func built(t testing.TB) (sidecar, webhook string) {
 		t.Fatal(build.err)
 	}
 	return filepath.Join(binDir, "crawlpolite-sidecar"), filepath.Join(binDir, "crawlpolite-webhook")
+}
+
+// builtCLI returns the path of the CLI (cmd/crawlpolite), built with the other binaries.
+func builtCLI(t testing.TB) string {
+	t.Helper()
+	built(t)
+	return filepath.Join(binDir, "crawlpolite")
 }
 
 // helmTemplate renders the chart (CRDs and test hooks included) with the value files and --set

@@ -18,7 +18,7 @@ import (
 const orphanedSince = "crawlpolite.io/orphaned-since"
 
 // DefaultCleanupGrace is how long a namespace keeps its delivered policy (and Redis Secret) after
-// its last injected pod is gone: long enough for a rollout that replaces every pod, or a CronJob's
+// its last injected pod is gone or finished: long enough for a rollout that replaces every pod, or a CronJob's
 // next run, to find them in place.
 const DefaultCleanupGrace = 10 * time.Minute
 

@@ -80,7 +80,12 @@ func (r *Reconciler) Setup(mgr ctrl.Manager) error {
 	all := handler.EnqueueRequestsFromMapFunc(func(context.Context, client.Object) []reconcile.Request {
 		return []reconcile.Request{everything}
 	})
-	podsCome := predicate.Funcs{UpdateFunc: func(event.UpdateEvent) bool { return false }} // a pod's namespace never changes
+	// A pod's namespace never changes: of its updates only the one that finishes it matters.
+	podsCome := predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+		old, ok1 := e.ObjectOld.(*corev1.Pod)
+		cur, ok2 := e.ObjectNew.(*corev1.Pod)
+		return ok1 && ok2 && !finished(old) && finished(cur)
+	}}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("crawlpolicy").
 		Watches(&v1alpha1.CrawlPolicy{}, all, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
@@ -143,20 +148,28 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconc
 	return reconcile.Result{RequeueAfter: requeue}, nil
 }
 
-// namespaces are those with injected pods, sorted.
+// namespaces are those with injected pods that may still run, sorted. A finished pod (a completed
+// Job's, say) never starts again and needs nothing delivered: a namespace holding only those is
+// cleaned up like an empty one.
 func (r *Reconciler) namespaces(ctx context.Context) ([]string, error) {
 	var pods corev1.PodList
 	if err := r.Client.List(ctx, &pods, client.MatchingLabels{inject.InjectLabel: "enabled"}); err != nil {
 		return nil, err
 	}
 	var out []string
-	for _, p := range pods.Items {
-		if !slices.Contains(out, p.Namespace) && !slices.Contains(r.ExcludedNamespaces, p.Namespace) {
+	for i := range pods.Items {
+		p := &pods.Items[i]
+		if !finished(p) && !slices.Contains(out, p.Namespace) && !slices.Contains(r.ExcludedNamespaces, p.Namespace) {
 			out = append(out, p.Namespace)
 		}
 	}
 	slices.Sort(out)
 	return out, nil
+}
+
+// finished says whether p has reached a terminal phase: its containers never run again.
+func finished(p *corev1.Pod) bool {
+	return p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed
 }
 
 // deliver makes ns's policy ConfigMap hold data.
