@@ -112,7 +112,7 @@ func parseOptions(args []string) (Options, error) {
 	fs.Var(listFlag{&c.AllowCIDRs}, "allow-cidr", "comma-separated private destination ranges the sidecars may reach")
 	fs.StringVar(&c.RedisPasswordSecret, "redis-password-secret", "", "Secret in the manager's namespace whose key `password` is the Redis password; the controller copies it to each namespace with injected pods, the sidecars read it through a secretKeyRef")
 	fs.Var(listFlag{&c.NoProxy}, "no-proxy", "comma-separated NO_PROXY entries: hosts, domains or CIDRs crawlers reach without the sidecar (nothing by default, not even loopback)")
-	fs.DurationVar(&o.CleanupGrace, "cleanup-grace", controller.DefaultCleanupGrace, "how long a namespace keeps its policy ConfigMap and Redis Secret after its last injected pod is gone")
+	fs.DurationVar(&o.CleanupGrace, "cleanup-grace", controller.DefaultCleanupGrace, "how long a namespace keeps its policy ConfigMap and Redis Secret after its last injected pod is gone or finished")
 	var excluded []string
 	fs.Var(listFlag{&excluded}, "exclude-namespaces", "comma-separated namespaces never injected, besides kube-system, kube-public, kube-node-lease and the manager's own")
 	if err := fs.Parse(args); err != nil {
