@@ -8,6 +8,18 @@ import (
 	"time"
 )
 
+// letters spells i in base 26 with the letters a-z: agent tokens are letters, '-' and '_' only.
+func letters(i int) string {
+	var b []byte
+	for {
+		b = append(b, byte('a'+i%26))
+		i /= 26
+		if i == 0 {
+			return string(b)
+		}
+	}
+}
+
 // sizeBound is the most heap a Rules within the caps can hold: the arena, the rule, agent and group
 // records (every group has an agent), and the memo of For (at most maxAgentsCached merged groups,
 // each at most a copy of the rule records and its indexes).
@@ -93,5 +105,61 @@ func TestRulesCap(t *testing.T) {
 	}
 	if v := late.Check("/p0/x"); !v.Allowed {
 		t.Errorf("late group: the * group's rules apply to it")
+	}
+}
+
+// TestAgentsCap (issue 10: MaxAgents): a file with more than MaxAgents user-agent lines keeps the
+// first MaxAgents; a group whose every user-agent line is beyond the cap is dropped whole: its
+// rules and delay apply to no one, not to the group before it; a user-agent line beyond the cap in a
+// group started within it leaves that group's rules to its agents. The heap stays bounded.
+func TestAgentsCap(t *testing.T) {
+	var b bytes.Buffer
+	// MaxAgents-1 agents in one group, each line a token of its own.
+	b.WriteString("user-agent: *\n")
+	for i := 1; i < MaxAgents-1; i++ {
+		fmt.Fprintf(&b, "user-agent: x%s\n", letters(i))
+	}
+	b.WriteString("disallow: /star\n")
+	// The last agent within the cap starts a group, then one beyond it joins that group.
+	b.WriteString("user-agent: last\nuser-agent: over\ndisallow: /last\n")
+	// Groups beyond the cap: their rules must not land in "last"'s group.
+	for i := range 1000 {
+		fmt.Fprintf(&b, "user-agent: beyond%s\ndisallow: /\ncrawl-delay: 9\n", letters(i))
+	}
+	var r Rules
+	if err := r.UnmarshalText(b.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	if len(r.agents) != MaxAgents {
+		t.Fatalf("%d agents kept, want MaxAgents (%d)", len(r.agents), MaxAgents)
+	}
+	if size, bound := r.Size(), sizeBound(); size > bound {
+		t.Errorf("Size %d beyond the bound of a capped file, %d", size, bound)
+	}
+	last := r.For("last")
+	for _, tc := range []struct {
+		path  string
+		allow bool
+	}{
+		{"/last", false}, // its own rule, after a user-agent line beyond the cap
+		{"/star", true},
+		{"/anything", true}, // not a dropped group's disallow: /
+	} {
+		if v := last.Check(tc.path); v.Allowed != tc.allow {
+			t.Errorf("last: Check(%q) allowed %v, want %v", tc.path, v.Allowed, tc.allow)
+		}
+	}
+	if d := last.CrawlDelay(); d != 0 {
+		t.Errorf("last: crawl-delay %v, a dropped group's", d)
+	}
+	// Agents beyond the cap get the global group.
+	for _, agent := range []string{"over", "beyonda", "unknown"} {
+		g := r.For(agent)
+		if v := g.Check("/star"); v.Allowed {
+			t.Errorf("%s: /star allowed, want the * group's disallow", agent)
+		}
+		if v := g.Check("/anything"); !v.Allowed {
+			t.Errorf("%s: /anything refused", agent)
+		}
 	}
 }
