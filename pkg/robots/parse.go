@@ -14,7 +14,10 @@ const MaxSize = 512 << 10
 
 // Bounds of one parsed file. A body of MaxSize bytes reaches neither count (the shortest rule line,
 // "allow:a\n", takes 8 bytes); they bound what UnmarshalText accepts from the shared cache, and the
-// arena bound covers normalisation, which can make a pattern up to three times longer.
+// arena bound covers normalisation, which can make a pattern up to three times longer. Beyond a cap,
+// lines are skipped as unreadable ones are: rules after the MaxRules-th count for no group, and a
+// group whose user-agent lines all come after the MaxAgents-th is dropped whole (its rules and delay
+// do not join the group before it); the lines that follow still count.
 const (
 	MaxRules    = MaxSize / 8
 	MaxAgents   = MaxSize / 8
@@ -113,6 +116,12 @@ func parse(body []byte) *Rules {
 		switch key {
 		case "user-agent":
 			if len(p.agents) >= MaxAgents {
+				// Beyond the cap. A line that would start a group drops that group whole: its
+				// rules and delay must not join the group before it.
+				if !inAgents {
+					cur = -1
+				}
+				inAgents = true
 				continue
 			}
 			if !inAgents || cur < 0 {
