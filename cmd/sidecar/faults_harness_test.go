@@ -29,6 +29,7 @@ type faultOrigin struct {
 	maxAll   int
 	starts   []int // per second
 	maxIn    []int // per second
+	began    []time.Time
 }
 
 func newFaultOrigin(t *testing.T, hold time.Duration) *faultOrigin {
@@ -56,6 +57,7 @@ func (o *faultOrigin) serve(w http.ResponseWriter, r *http.Request) {
 	o.inFlight++
 	o.maxAll = max(o.maxAll, o.inFlight)
 	*o.bucket(&o.starts)++
+	o.began = append(o.began, time.Now())
 	m := o.bucket(&o.maxIn)
 	*m = max(*m, o.inFlight)
 	o.mu.Unlock()
@@ -75,7 +77,19 @@ func (o *faultOrigin) host() string { return strings.TrimPrefix(o.URL, "http://"
 func (o *faultOrigin) reset() {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.t0, o.maxAll, o.starts, o.maxIn = time.Now(), 0, nil, nil
+	o.t0, o.maxAll, o.starts, o.maxIn, o.began = time.Now(), 0, nil, nil, nil
+}
+
+// firstStartAfter is when the first page request at or after at started, zero for none.
+func (o *faultOrigin) firstStartAfter(at time.Time) time.Time {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, b := range o.began {
+		if !b.Before(at) {
+			return b
+		}
+	}
+	return time.Time{}
 }
 
 // seen returns starts and max in flight for seconds [from, to) of the run, and the max over the whole run.
