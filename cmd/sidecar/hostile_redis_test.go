@@ -3,7 +3,9 @@ package main_test
 import (
 	"bytes"
 	"compress/flate"
+	"compress/gzip"
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -21,26 +23,60 @@ import (
 	"github.com/crawlpolite/crawlpolite/internal/redistest"
 )
 
-// deflateBomb is a stored robots.txt value (format v2, status Fetched) whose body inflates to n
-// bytes of what fill repeats.
-func deflateBomb(t *testing.T, fill string, n int) string {
+// updateBombs rewrites the deflate bombs in testdata (building one means compressing 256 MiB, which
+// takes minutes under -race; reading one back takes milliseconds):
+//
+//	go test -run TestHostileRedisValues ./cmd/sidecar/ -args -update-bombs
+var updateBombs = flag.Bool("update-bombs", false, "rewrite testdata/hostile-redis/*.v2.gz")
+
+// deflateBomb is a stored robots.txt value (format v2, status Fetched) whose body inflates to 256 MiB
+// of what fill repeats, kept gzipped in testdata/hostile-redis/name.v2.gz.
+func deflateBomb(t *testing.T, name, fill string) string {
 	t.Helper()
-	var b bytes.Buffer
-	b.WriteString("v2 0 200\n")
-	w, err := flate.NewWriter(&b, flate.BestCompression)
-	if err != nil {
-		t.Fatal(err)
-	}
-	chunk := []byte(strings.Repeat(fill, (1<<20)/len(fill)))
-	for written := 0; written < n; written += len(chunk) {
-		if _, err := w.Write(chunk); err != nil {
+	path := filepath.Join("testdata", "hostile-redis", name+".v2.gz")
+	if *updateBombs {
+		var b bytes.Buffer
+		b.WriteString("v2 0 200\n")
+		w, err := flate.NewWriter(&b, flate.BestCompression)
+		if err != nil {
+			t.Fatal(err)
+		}
+		chunk := []byte(strings.Repeat(fill, (1<<20)/len(fill)))
+		for written := 0; written < 256<<20; written += len(chunk) {
+			if _, err := w.Write(chunk); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		var g bytes.Buffer
+		gw, _ := gzip.NewWriterLevel(&g, gzip.BestCompression)
+		_, _ = gw.Write(b.Bytes())
+		if err := gw.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, g.Bytes(), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := w.Close(); err != nil {
+	f, err := os.Open(path)
+	if err != nil {
 		t.Fatal(err)
 	}
-	return b.String()
+	defer f.Close()
+	gr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := io.ReadAll(io.LimitReader(gr, 4<<20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(v)
 }
 
 // TestHostileRedisValues is TestHostileSites for what the sidecars read from Redis (issue 10, items
@@ -136,8 +172,8 @@ func TestHostileRedisValues(t *testing.T) {
 	values := map[string]string{
 		"garbled":          string(garbage),
 		"garbled deflate":  "v2 0 200\n" + string(garbage),
-		"zero bomb":        deflateBomb(t, "\x00", 256<<20),
-		"rule bomb":        deflateBomb(t, "Disallow: /*a*b*c*d*e*f*g*h*\n", 256<<20),
+		"zero bomb":        deflateBomb(t, "zero-bomb", "\x00"),
+		"rule bomb":        deflateBomb(t, "rule-bomb", "Disallow: /*a*b*c*d*e*f*g*h*\n"),
 		"unknown version":  "v9 0 200\n",
 		"header only":      "v2 0 200\n",
 		"allow everything": "v2 1 404\n", // Redis is a trust boundary: this one is obeyed, see below
