@@ -19,11 +19,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/crawlpolite/crawlpolite/internal/policy"
 	"github.com/crawlpolite/crawlpolite/internal/throttle"
+	"github.com/crawlpolite/crawlpolite/pkg/semaphore"
 )
 
 // Admin endpoints must not let one request cost the shared Redis more than a few calls: /state
-// answers at most stateMaxHosts hosts, at most stateConcurrency requests at once, and /readyz pings
+// answers at most stateMaxHosts hosts in one pipelined script call (one script on one server, one
+// per slot on Cluster), at most stateConcurrency requests at once, and /readyz pings
 // Redis at most once per readyEvery whatever the probe rate.
 const (
 	stateMaxHosts    = 8
@@ -149,21 +152,85 @@ func (a *admin) state(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "busy: too many /state requests at once", http.StatusTooManyRequests)
 		return
 	}
+	var out map[string]any
+	if a.rdb != nil {
+		out = a.sharedState(r.Context(), hosts)
+	} else {
+		out = a.localState(r.Context(), hosts)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(out)
+}
+
+// localState reads each host's state from the in-process semaphore.
+func (a *admin) localState(ctx context.Context, hosts []string) map[string]any {
 	out := make(map[string]any, len(hosts))
-	split := a.phases(r.Context(), hosts)
 	for _, h := range hosts {
-		st, err := a.thr.State(r.Context(), h)
+		st, err := a.thr.State(ctx, h)
 		if err != nil {
 			out[h] = map[string]string{"error": err.Error()}
 			continue
 		}
-		inFlight, starting := split(h, st.Holders)
-		group, _ := a.thr.Key(r.Context(), h)
-		out[h] = hostState{Group: group, Holders: inFlight, Starting: starting, Waiters: st.Waiters, Limit: st.Limit, Delay: st.Delay.String(),
-			NextStart: st.NextStart.String(), Backoff: st.Backoff.String(), BackoffLevel: st.BackoffLevel}
+		group, _ := a.thr.Key(ctx, h)
+		starting := min(a.thr.Hosts().Of(group).Starting, st.Holders)
+		out[h] = hostState{Group: group, Holders: st.Holders - starting, Starting: starting, Waiters: st.Waiters, Limit: st.Limit,
+			Delay: st.Delay.String(), NextStart: st.NextStart.String(), Backoff: st.Backoff.String(), BackoffLevel: st.BackoffLevel}
 	}
-	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(out)
+	return out
+}
+
+// sharedState reads every host's state from Redis in one Observe call: one pipelined round trip, on
+// one server one script for all the keys (on Cluster one per slot). The keys are each host's group
+// (its turns) and, for a host in a group, its own key (its backoff).
+func (a *admin) sharedState(ctx context.Context, hosts []string) map[string]any {
+	out := make(map[string]any, len(hosts))
+	type keyPair struct{ host, group string }
+	pairs := make(map[string]keyPair, len(hosts))
+	var list []string
+	seen := map[string]bool{}
+	for _, h := range hosts {
+		o, err := policy.ParseKey(h)
+		if err != nil {
+			out[h] = map[string]string{"error": err.Error()}
+			continue
+		}
+		group, err := a.thr.Key(ctx, h)
+		if err != nil {
+			out[h] = map[string]string{"error": err.Error()}
+			continue
+		}
+		pairs[h] = keyPair{host: o.Key(), group: group}
+		for _, k := range []string{group, o.Key()} {
+			if !seen[k] {
+				seen[k] = true
+				list = append(list, k)
+			}
+		}
+	}
+	obs, err := semaphore.NewObserver(observeClient(a.rdb), semaphore.Options{}).Observe(ctx, list)
+	byKey := make(map[string]semaphore.HostState, len(obs.Hosts))
+	for _, st := range obs.Hosts {
+		byKey[st.Key] = st
+	}
+	for h, p := range pairs {
+		if err != nil {
+			out[h] = map[string]string{"error": err.Error()}
+			continue
+		}
+		g, own := byKey[p.group], byKey[p.host]
+		out[h] = hostState{Group: p.group, Holders: g.InFlight, Starting: g.Starting, Waiters: g.Waiting, Limit: g.Limit,
+			Delay: g.Delay.String(), NextStart: g.NextStart.String(), Backoff: own.Backoff.String(), BackoffLevel: own.BackoffLevel}
+	}
+	return out
+}
+
+// observeClient is the client for an Observer: on one server the *redis.Client itself, so that the
+// Observer puts every key in one script (it batches by slot for anything else).
+func observeClient(c redis.UniversalClient) semaphore.ObserveClient {
+	if o, ok := c.(oneServer); ok {
+		return o.c
+	}
+	return c
 }
 
 // hostState is semaphore.State with durations as text ("250ms"), its holders split into those in

@@ -36,6 +36,9 @@ func TestClusterMasterLoss(t *testing.T) {
 		after   = 22 // seconds after it
 		settle  = 8  // after the kill, the moved hosts are back to normal by then
 		win     = 2  // throughput is checked over windows of this many seconds
+		// follow bounds the time from the promotion to a moved host's first request (as e2e's
+		// failoverFollow): the sidecars reload the slot map when a node fails and every 2 s.
+		follow = 3 * time.Second
 	)
 	// A cluster that requires full coverage (Redis's default) refuses every write on every shard
 	// (CLUSTERDOWN) from the moment a master is marked failed until its replica is promoted: no
@@ -61,15 +64,32 @@ func TestClusterMasterLoss(t *testing.T) {
 		}
 	}
 	time.Sleep(before * time.Second)
+	killed := time.Now()
 	victim.Kill()
 
 	promoted, took, err := cl.WaitMaster(semKey(origins[moved[0]].host()), victim, 20*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
+	promotion := killed.Add(took)
 	t.Logf("killed master %s (hosts %v); %s promoted after %v", victim.Addr, moved, promoted.Addr, took.Round(time.Millisecond))
 	for _, w := range waits {
 		w()
+	}
+	// A turn granted just before the kill starts at once (no delay): a start 250 ms after the kill
+	// was granted by the promoted replica.
+	for _, m := range moved {
+		first := origins[m].firstStartAfter(killed.Add(250 * time.Millisecond))
+		switch {
+		case first.IsZero():
+			t.Errorf("moved host %d: no request after the kill", m)
+		case first.Sub(promotion) > follow:
+			t.Errorf("moved host %d: first request %v after the promotion (kill + %v), bound %v",
+				m, first.Sub(promotion).Round(time.Millisecond), first.Sub(killed).Round(time.Millisecond), follow)
+		default:
+			t.Logf("moved host %d: first request at promotion + %v (kill + %v)",
+				m, first.Sub(promotion).Round(time.Millisecond), first.Sub(killed).Round(time.Millisecond))
+		}
 	}
 
 	end := before + after

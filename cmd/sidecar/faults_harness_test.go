@@ -29,6 +29,8 @@ type faultOrigin struct {
 	maxAll   int
 	starts   []int // per second
 	maxIn    []int // per second
+	began    []time.Time
+	byName   map[string][]int // starts per second by the crawl's name (politeCrawl's /page/NAME/...)
 }
 
 func newFaultOrigin(t *testing.T, hold time.Duration) *faultOrigin {
@@ -56,6 +58,15 @@ func (o *faultOrigin) serve(w http.ResponseWriter, r *http.Request) {
 	o.inFlight++
 	o.maxAll = max(o.maxAll, o.inFlight)
 	*o.bucket(&o.starts)++
+	o.began = append(o.began, time.Now())
+	if name, _, ok := strings.Cut(strings.TrimPrefix(r.URL.Path, "/page/"), "/"); ok {
+		if o.byName == nil {
+			o.byName = map[string][]int{}
+		}
+		n := o.byName[name]
+		*o.bucket(&n)++
+		o.byName[name] = n
+	}
 	m := o.bucket(&o.maxIn)
 	*m = max(*m, o.inFlight)
 	o.mu.Unlock()
@@ -75,7 +86,30 @@ func (o *faultOrigin) host() string { return strings.TrimPrefix(o.URL, "http://"
 func (o *faultOrigin) reset() {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.t0, o.maxAll, o.starts, o.maxIn = time.Now(), 0, nil, nil
+	o.t0, o.maxAll, o.starts, o.maxIn, o.began, o.byName = time.Now(), 0, nil, nil, nil, nil
+}
+
+// seenBy is how many requests of the crawl named name started in seconds [from, to).
+func (o *faultOrigin) seenBy(name string, from, to int) int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	n := 0
+	for s := from; s < to && s < len(o.byName[name]); s++ {
+		n += o.byName[name][s]
+	}
+	return n
+}
+
+// firstStartAfter is when the first page request at or after at started, zero for none.
+func (o *faultOrigin) firstStartAfter(at time.Time) time.Time {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, b := range o.began {
+		if !b.Before(at) {
+			return b
+		}
+	}
+	return time.Time{}
 }
 
 // seen returns starts and max in flight for seconds [from, to) of the run, and the max over the whole run.
@@ -137,6 +171,19 @@ func (c *codeLog) count(code, from, to int) int {
 	n := 0
 	for s := from; s < to && s < len(c.codes[code]); s++ {
 		n += c.codes[code][s]
+	}
+	return n
+}
+
+// total is how many answers came, of any code.
+func (c *codeLog) total() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, per := range c.codes {
+		for _, k := range per {
+			n += k
+		}
 	}
 	return n
 }

@@ -114,43 +114,6 @@ func publishHosts(ctx context.Context, o Options, hosts *throttle.Hosts, log *sl
 	return ch
 }
 
-// phases reads how the holders of each host split into in flight (started) and starting (granted,
-// before the delay gate): from Redis when shared (one read-only script call for all the hosts),
-// else from this sidecar's own counts, which are the whole truth of an in-process semaphore. The
-// split it returns falls back to all holders in flight for a host it could not read.
-func (a *admin) phases(ctx context.Context, authorities []string) (split func(authority string, holders int) (inFlight, starting int)) {
-	keys := make(map[string]string, len(authorities))
-	var list []string
-	for _, h := range authorities {
-		if k, err := a.thr.Key(ctx, h); err == nil {
-			keys[h] = k
-			list = append(list, k)
-		}
-	}
-	observed := map[string]semaphore.HostState{}
-	if a.rdb != nil && len(list) > 0 {
-		if obs, err := semaphore.NewObserver(a.rdb, semaphore.Options{}).Observe(ctx, list); err == nil {
-			for _, h := range obs.Hosts {
-				observed[h.Key] = h
-			}
-		}
-	}
-	return func(authority string, holders int) (int, int) {
-		k, ok := keys[authority]
-		switch {
-		case !ok:
-			return holders, 0
-		case a.rdb == nil:
-			starting := min(a.thr.Hosts().Of(k).Starting, holders)
-			return holders - starting, starting
-		}
-		if h, ok := observed[k]; ok {
-			return h.InFlight, h.Starting
-		}
-		return holders, 0
-	}
-}
-
 // processID names this sidecar in the registry: the pod's hostname and a random suffix, so a
 // restarted container does not take over its predecessor's report.
 func processID() string {

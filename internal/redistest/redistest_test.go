@@ -115,3 +115,29 @@ func TestClusterPromotesReplica(t *testing.T) {
 	}
 	t.Logf("promoted %s after %v", n.Addr, took)
 }
+
+// TestProxyBlackholes: through the proxy a client is served; blackholed, its call times out with
+// the socket still open (no error but the timeout); healed, a new call is served again.
+func TestProxyBlackholes(t *testing.T) {
+	s := redistest.Start(t)
+	p := redistest.StartProxy(t, s.Addr)
+	ctx := context.Background()
+	c := redis.NewClient(&redis.Options{Addr: p.Addr, ReadTimeout: 200 * time.Millisecond, MaxRetries: -1})
+	defer c.Close()
+	if err := c.Ping(ctx).Err(); err != nil {
+		t.Fatalf("through the proxy: %v", err)
+	}
+	p.Blackhole()
+	began := time.Now()
+	err := c.Ping(ctx).Err()
+	if err == nil || !strings.Contains(err.Error(), "timeout") {
+		t.Fatalf("blackholed: %v after %v, want a read timeout", err, time.Since(began))
+	}
+	if _, err := s.Do("PING"); err != nil {
+		t.Fatalf("the server itself must still answer: %v", err)
+	}
+	p.Heal()
+	if err := c.Ping(ctx).Err(); err != nil {
+		t.Fatalf("healed: %v", err)
+	}
+}
