@@ -121,7 +121,7 @@ func TestClusterPromotesReplica(t *testing.T) {
 func TestProxyBlackholes(t *testing.T) {
 	s := redistest.Start(t)
 	p := redistest.StartProxy(t, s.Addr)
-	ctx := context.Background()
+	ctx := t.Context()
 	c := redis.NewClient(&redis.Options{Addr: p.Addr, ReadTimeout: 200 * time.Millisecond, MaxRetries: -1})
 	defer c.Close()
 	if err := c.Ping(ctx).Err(); err != nil {
