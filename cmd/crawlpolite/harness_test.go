@@ -108,6 +108,7 @@ type origin struct {
 	hold       time.Duration
 
 	mu       sync.Mutex
+	gate     chan struct{} // when set, requests are held until it closes, not for hold
 	inFlight int
 	maxSeen  int
 	history  []sample // inFlight after each change
@@ -139,13 +140,36 @@ func (o *origin) serve(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusTooManyRequests)
 		return
 	}
+	o.mu.Lock()
+	gate := o.gate
+	o.mu.Unlock()
+	var held <-chan time.Time
+	if gate == nil {
+		held = time.After(o.hold)
+	}
 	o.change(+1)
 	select {
-	case <-time.After(o.hold):
+	case <-held:
+	case <-gate:
 	case <-r.Context().Done():
 	}
 	o.change(-1)
 	_, _ = io.WriteString(w, "page\n")
+}
+
+// holdAll holds every request from now on until the next release (or its client goes away).
+func (o *origin) holdAll() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.gate = make(chan struct{})
+}
+
+// release answers the requests held so far; the next ones are held again.
+func (o *origin) release() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	close(o.gate)
+	o.gate = make(chan struct{})
 }
 
 func (o *origin) change(d int) {

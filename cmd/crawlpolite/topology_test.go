@@ -90,3 +90,69 @@ func TestPassword(t *testing.T) {
 		}
 	}
 }
+
+// TestTopSentinel: two sidecars on a real Sentinel-managed primary (one master, two replicas,
+// three sentinels); top and hosts read it through a redis+sentinel:// URL, before and after the
+// master is killed and a replica promoted.
+func TestTopSentinel(t *testing.T) {
+	st := redistest.StartSentinel(t)
+	q := url.Values{"master_name": {redistest.SentinelMaster}}
+	for _, a := range st.Addrs()[1:] {
+		q.Add("addr", a)
+	}
+	redisURL := "redis+sentinel://" + st.Addrs()[0] + "?" + q.Encode()
+	a, b := newOrigin(t, robotsA, 0, holdA), newOrigin(t, robotsB, 0, time.Millisecond)
+	pol := writeFile(t, "policy.yaml", fmt.Sprintf("defaults:\n  maxConcurrency: 2\n  minDelay: 0s\n  waitTimeout: 60s\n"+
+		"rules:\n  - hosts: [%q]\n    maxConcurrency: %d\n", a.host(), limitA))
+	ctx, cancel := context.WithCancel(t.Context())
+	var wgs []*sync.WaitGroup
+	defer func() {
+		cancel()
+		for _, wg := range wgs {
+			wg.Wait()
+		}
+	}()
+	for range 2 {
+		s := startSidecar(t, nil, "--redis="+redisURL, "--policy-file="+pol)
+		wgs = append(wgs, crawl(ctx, s.client(), a.URL, 4), crawl(ctx, s.client(), b.URL, 2))
+	}
+	time.Sleep(2500 * time.Millisecond)
+	env := []string{"CRAWLPOLITE_REDIS=" + redisURL}
+	// check reads top once; with wait, it tries again for up to 15 s until A is back at its limit
+	// with a queue (the sidecars follow a promotion within seconds; what they held is forgotten).
+	check := func(when string, wait bool) {
+		t.Helper()
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			before := time.Now()
+			out := cli(t, env, "top", "--once", "-o", "json")
+			var got topJSON
+			if err := json.Unmarshal([]byte(out), &got); err != nil {
+				t.Fatalf("%s: top on a sentinel: %v\n%s", when, err, out)
+			}
+			seen := a.seen(before, time.Now())
+			ok := len(got.Hosts) == 2 && got.Hosts[0].Host == a.host() && got.Hosts[0].Limit == limitA && got.Hosts[0].Waiting >= 1 &&
+				got.Hosts[0].InFlight <= limitA && seen[got.Hosts[0].InFlight] &&
+				got.Hosts[1].Host == b.host() && got.Hosts[1].DelaySource == "robots" && got.Hosts[1].Delay == "200ms"
+			if ok {
+				return
+			}
+			if !wait || time.Now().After(deadline) {
+				t.Fatalf("%s: top on a sentinel (origin A had %v in flight while it ran):\n%s", when, seen, out)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	check("before the failover", false)
+	if hosts := cli(t, env, "hosts"); !strings.Contains(hosts, a.host()+"\n") || !strings.Contains(hosts, b.host()+"\n") {
+		t.Errorf("hosts on a sentinel:\n%s", hosts)
+	}
+	old := st.Current()
+	st.Master.Kill()
+	addr, took, err := st.WaitFailover(old, 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("promoted %s after %v", addr, took)
+	check("after the failover", true)
+}
