@@ -63,7 +63,7 @@ var phasesA = []int{5, 1, 5, 2, 5, 1}
 
 const (
 	phaseA = 1600 * time.Millisecond
-	margin = 100 * time.Millisecond // a refresh's own time, and tmux drawing it
+	margin = 250 * time.Millisecond // a refresh's own time and tmux drawing it, on a loaded 2-core CI machine; phases are 1.6 s
 )
 
 // workers crawls base, one worker per goroutine spread over cars, each stoppable on its own.
