@@ -71,13 +71,13 @@ if r then
 end
 
 if queued > 0 and redis.call('ZSCORE', KEYS[2], rid) then
-  redis.call('ZADD', KEYS[4], fmt(now + ttl), rid)
+  redis.call('ZADD', KEYS[4], fmt(-(now + ttl)), rid)
   needs(now + ttl)
   queued = pump(now, queued)
   flush(now, queued)
   r = granted()
   if r then return r end
-  return {0, redis.call('ZRANK', KEYS[2], rid) + 1, recheck(now, heartbeat)}
+  return {0, redis.call('ZREVRANK', KEYS[2], rid) + 1, recheck(now, heartbeat)}
 end
 
 queued = pump(now, queued)
@@ -92,9 +92,9 @@ if queued >= maxq then
 end
 local seq = num('seq') + 1
 set('seq', fmt(seq))
-redis.call('ZADD', KEYS[2], fmt(seq), rid)
+redis.call('ZADD', KEYS[2], fmt(-seq), rid)
 redis.call('HSET', KEYS[3], rid, fmt(limit) .. ' ' .. fmt(delay) .. ' ' .. fmt(lease) .. ' ' .. fmt(ttl) .. ' ' .. ARGV[7])
-redis.call('ZADD', KEYS[4], fmt(now + ttl), rid)
+redis.call('ZADD', KEYS[4], fmt(-(now + ttl)), rid)
 needs(now + ttl)
 fresh_queue = queued == 0
 flush(now, queued + 1)

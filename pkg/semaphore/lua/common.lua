@@ -8,9 +8,13 @@
 --                         high while an expired holder is not yet dropped), lmin (while n > 0: at most
 --                         the smallest limit among the holders), and one field per holder:
 --                         '=' .. rid -> "token limit start expiry" (ms, Redis server time)
---   KEYS[2] queue   ZSET  rid -> arrival sequence      (FIFO order)
+--   KEYS[2] queue   ZSET  rid -> minus its arrival sequence (FIFO: the oldest is the last member)
 --   KEYS[3] params  HASH  rid -> "limit delay lease ttl channel" of a waiter
---   KEYS[4] alive   ZSET  rid -> waiter deadline (ms); a waiter that stops heartbeating is dropped
+--   KEYS[4] alive   ZSET  rid -> minus its waiter deadline (ms); a waiter that stops heartbeating is dropped
+-- The two sorted sets hold negated scores because a small one is a listpack that ZADD scans from the
+-- head, parsing each score, until it finds a larger one: an arrival or a heartbeat, whose score is
+-- always the newest, then goes in at the head at once instead of after a scan of the whole queue
+-- (measured: about a tenth of a contended acquire+release's Redis CPU with 60 waiters).
 -- A key nobody waits for exists as meta only. Holders are at most the key's limit, so the HGETALL
 -- that reads meta whole is small; acquire and leave take a fast path without it (see there).
 -- Every time is read from TIME and every number written with string.format('%d'): '%.14g' would
@@ -81,7 +85,8 @@ end
 local function waiting(now, queued)
   queued = queued or redis.call('ZCARD', KEYS[2])
   if queued == 0 then return 0 end
-  local gone = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now, 'LIMIT', 0, 1000)
+  -- deadline <= now, that is -deadline >= -now: the oldest deadlines, at the end of the set
+  local gone = redis.call('ZREVRANGEBYSCORE', KEYS[4], '+inf', fmt(-now), 'LIMIT', 0, 1000)
   if #gone > 0 then
     redis.call('ZREM', KEYS[4], unpack(gone))
     redis.call('ZREM', KEYS[2], unpack(gone))
@@ -154,7 +159,7 @@ local function pump(now, queued)
     if nh >= h[2] then return queued end
   end
   while queued > 0 do
-    local rid = redis.call('ZRANGE', KEYS[2], 0, 0)[1]
+    local rid = redis.call('ZRANGE', KEYS[2], -1, -1)[1]
     local p = redis.call('HGET', KEYS[3], rid)
     local limit, delay, lease, ttl, ch
     if p then limit, delay, lease, ttl, ch = string.match(p, '^(%d+) (%d+) (%d+) (%d+) (.+)$') end
