@@ -96,7 +96,9 @@ func TestQueuedCallsLeaveStalledPipelines(t *testing.T) {
 		t.Fatalf("Acquire on a hung server = %v, want ErrUnavailable", err)
 	}
 	for range 2 {
-		<-done
+		if err := <-done; err == nil {
+			t.Error("an acquire on the hung server succeeded")
+		}
 	}
 	if took > timeout*3/2 {
 		t.Fatalf("the queued acquire failed after %v, more than one client timeout (%v) and slack", took, timeout)
