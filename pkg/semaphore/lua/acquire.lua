@@ -13,7 +13,6 @@
 --        {-1, queued}                   queue full
 local rid = ARGV[1]
 local limit, delay, lease = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local ttl, maxq, heartbeat = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[8])
 
 -- The fast path: nobody queued, rid not yet a holder, and room for one more under this caller's
 -- limit and the smallest limit of the holders (lmin), which is most acquires. It grants as the
@@ -24,10 +23,12 @@ local ttl, maxq, heartbeat = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV
 -- after the general path; a holder leaving only raises the true smallest), so both can only send a
 -- caller to the general path when it had room, never grant one that had none. A holder whose lease
 -- ran out therefore stays in meta until the general path runs, which it does at the latest when
--- those holders fill the limit.
+-- those holders fill the limit. It writes only the fields that change (the gate's next and last
+-- are one string when there is no delay; lmin is rewritten only when it moves).
 local t = redis.call('TIME')
 local queued = redis.call('ZCARD', KEYS[2])
-local m = queued == 0 and redis.call('HMGET', KEYS[1], 'n', 'tok', 'next', 'last', 'hz', 'lmin', '=' .. rid)
+local own = '=' .. rid
+local m = queued == 0 and redis.call('HMGET', KEYS[1], 'n', 'tok', 'next', 'last', 'hz', 'lmin', own)
 do
   local n = m and not m[7] and (tonumber(m[1]) or 0)
   local lmin = n and n > 0 and (tonumber(m[6]) or 0)
@@ -37,9 +38,14 @@ do
     if m[4] and delay > 0 then start = math.max(start, tonumber(m[4]) + delay) end
     local token, exp = (tonumber(m[2]) or 0) + 1, start + lease
     local f = string.format
-    local w = {'n', f('%d', n + 1), 'lmin', f('%d', math.min(lmin or limit, limit)), 'tok', f('%d', token),
-      'next', f('%d', start + delay), 'last', f('%d', start), 'limit', ARGV[2], 'delay', ARGV[3],
-      '=' .. rid, f('%d %d %d %d', token, limit, start, exp)}
+    local last = f('%d', start)
+    local w = {'n', f('%d', n + 1), 'tok', f('%d', token), 'next', delay > 0 and f('%d', start + delay) or last,
+      'last', last, 'limit', ARGV[2], 'delay', ARGV[3], own, f('%d %d %d %d', token, limit, start, exp)}
+    local lm = math.min(lmin or limit, limit)
+    if lm ~= tonumber(m[6]) then
+      w[#w + 1] = 'lmin'
+      w[#w + 1] = f('%d', lm)
+    end
     local hz, at = tonumber(m[5]), nil
     if not hz or math.max(exp, start + delay) + 1000 > hz then
       at = f('%d', (math.floor(math.max(exp, start + delay) / 1000) + 2) * 1000)
@@ -54,6 +60,7 @@ end
 
 -- The general path: the helpers of common.lua are inserted here.
 -- @common
+local ttl, maxq, heartbeat = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[8])
 local now = now_ms(t)
 load(now)
 queued = waiting(now, queued)
