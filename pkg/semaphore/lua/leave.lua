@@ -52,6 +52,55 @@ do
   end
 end
 
+-- The handoff: under contention most releases free the one slot of a full key (every holder and
+-- the queue's head with the same limit, n of them) to the head of the queue. This grants it as
+-- pump in common.lua would (began first, then grant, then the push to the head's channel), in
+-- twelve calls and without loading meta whole. It applies only when nothing else could change: the
+-- head is alive, the key is full again after the grant (so pump would grant nobody else), and every
+-- key already expires after the new lease and gate (else flush would extend them). n and lmin stay
+-- as they are (one holder out, one in); a holder whose lease ran out stays counted until the
+-- general path runs, as on the fast paths.
+if queued > 0 then
+  local own = '=' .. rid
+  m = redis.call('HMGET', KEYS[1], 'n', own, 'next', 'last', 'hz', 'tok', 'lmin')
+  local held, limit, exp
+  if m[2] then held, limit, exp = string.match(m[2], '^(%d+) (%d+) %d+ (%d+)$') end
+  local now = t[1] * 1000 + math.floor(t[2] / 1000)
+  local n = (m[1] or 0) + 0
+  local head = exp and exp + 0 > now and n == limit + 0 and n == (m[7] or 0) + 0 and redis.call('ZRANGE', KEYS[2], -1, -1)[1]
+  local p = head and redis.call('HGET', KEYS[3], head)
+  local hlimit, hdelay, hlease, httl, ch
+  if p then hlimit, hdelay, hlease, httl, ch = string.match(p, '^(%d+) (%d+) (%d+) (%d+) (.+)$') end
+  local alive = ch and hlimit + 0 == n and redis.call('ZSCORE', KEYS[4], head)
+  if alive and -alive > now then
+    if token ~= 0 and held + 0 ~= token then return -1 end
+    local f = string.format
+    local nxt, last = (m[3] or 0) + 0, (m[4] or 0) + 0
+    if since >= 0 then -- began, in common.lua
+      local at = math.ceil((t[1] * 1000000 + t[2] - since + 1) / 1000)
+      if at > last then last = at end
+      if delay > 0 and at + delay > nxt then nxt = at + delay end
+    end
+    hdelay = hdelay + 0
+    local start = math.max(now, nxt) -- grant, in common.lua
+    if hdelay > 0 and last > 0 then start = math.max(start, last + hdelay) end
+    local hexp = start + math.min(hlease + 0, httl + 0)
+    if math.max(hexp, start + hdelay, nxt) + 1000 <= (m[5] or 0) + 0 then
+      local token2 = (m[6] or 0) + 1
+      local tok = f('%d', token2)
+      local w = {'tok', tok, 'next', f('%d', start + hdelay), 'last', f('%d', start), 'limit', hlimit,
+        'delay', f('%d', hdelay), '=' .. head, tok .. ' ' .. hlimit .. ' ' .. f('%d %d', start, hexp)}
+      redis.call('HDEL', KEYS[1], own)
+      redis.call('HSET', KEYS[1], unpack(w))
+      redis.call('ZREM', KEYS[2], head)
+      redis.call('ZREM', KEYS[4], head)
+      redis.call('HDEL', KEYS[3], head)
+      redis.call('PUBLISH', ch, head .. ' ' .. tok .. ' ' .. f('%d %d %d', start, start - now, hexp - now))
+      return 1
+    end
+  end
+end
+
 -- The general path: the helpers of common.lua are inserted here.
 -- @common
 local now = now_ms(t)
