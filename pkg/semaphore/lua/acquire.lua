@@ -43,10 +43,12 @@ do
     local last = f('%d', start)
     local w = {'n', f('%d', n + 1), 'tok', f('%d', token), 'next', delay > 0 and f('%d', start + delay) or last,
       'last', last, 'limit', ARGV[2], 'delay', ARGV[3], own, f('%d %d %d %d', token, limit, start, exp)}
-    local lm = math.min(lmin or limit, limit)
-    if not m[6] or lm ~= m[6] + 0 then
+    if lmin and lmin > limit then -- a stricter newcomer lowers lmin
       w[#w + 1] = 'lmin'
-      w[#w + 1] = f('%d', lm)
+      w[#w + 1] = ARGV[2]
+    elseif not lmin and m[6] ~= ARGV[2] then -- the first holder sets it (a string compare: both are %d)
+      w[#w + 1] = 'lmin'
+      w[#w + 1] = ARGV[2]
     end
     local hz, at = m[5] and m[5] + 0, nil
     if not hz or math.max(exp, start + delay) + 1000 > hz then

@@ -21,8 +21,8 @@ local t = redis.call('TIME')
 local queued = redis.call('ZCARD', KEYS[2])
 local m = queued == 0 and redis.call('HMGET', KEYS[1], 'n', '=' .. rid, 'next', 'last', 'bo', 'hz')
 do
-  local held, limit, start, exp
-  if m and m[2] then held, limit, start, exp = string.match(m[2], '^(%d+) (%d+) (%d+) (%d+)$') end
+  local held, exp
+  if m and m[2] then held, exp = string.match(m[2], '^(%d+) %d+ %d+ (%d+)$') end
   local now = t[1] * 1000 + math.floor(t[2] / 1000)
   if exp and exp + 0 > now then
     if token ~= 0 and held + 0 ~= token then return -1 end
