@@ -62,6 +62,29 @@ do
   end
 end
 
+-- The arrival: under contention most acquires come to a full key with a queue, and join it. This
+-- queues rid as the general path below would, in eight calls and without loading meta whole, when
+-- rid is new (neither a holder nor queued), the queue has room, every key already expires after the
+-- new waiter's deadline, and the key is full for rid and for everyone (n at least rid's limit and
+-- lmin), so pump would grant nobody. n counts a holder whose lease ran out until the general path
+-- drops it; the recheck hint is then the heartbeat, at which the waiter's next call runs the general
+-- path (the general path's hint is the earliest lease's end).
+if queued > 0 then
+  local ttl, maxq, heartbeat = ARGV[5] + 0, ARGV[6] + 0, ARGV[8] + 0
+  m = redis.call('HMGET', KEYS[1], 'n', 'lmin', 'hz', 'seq', own)
+  local n, now = (m[1] or 0) + 0, t[1] * 1000 + math.floor(t[2] / 1000)
+  if not m[5] and queued < maxq and n >= limit and n >= (m[2] or 0) + 0 and now + ttl + 1000 <= (m[3] or 0) + 0
+    and not redis.call('ZSCORE', KEYS[2], rid) then
+    local f = string.format
+    local seq = (m[4] or 0) + 1
+    redis.call('HSET', KEYS[1], 'seq', f('%d', seq))
+    redis.call('ZADD', KEYS[2], f('%d', -seq), rid)
+    redis.call('HSET', KEYS[3], rid, ARGV[2] .. ' ' .. ARGV[3] .. ' ' .. ARGV[4] .. ' ' .. ARGV[5] .. ' ' .. ARGV[7])
+    redis.call('ZADD', KEYS[4], f('%d', -(now + ttl)), rid)
+    return {0, queued + 1, heartbeat}
+  end
+end
+
 -- The general path: the helpers of common.lua are inserted here.
 -- @common
 local ttl, maxq, heartbeat = ARGV[5] + 0, ARGV[6] + 0, ARGV[8] + 0
