@@ -12,8 +12,9 @@
 --        {0, position, recheck}         queued (or still queued): recheck = ms until worth asking again
 --        {-1, queued}                   queue full
 local rid = ARGV[1]
-local limit, delay, lease = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local ttl, maxq, heartbeat = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[8])
+-- Numbers are read as s + 0, not tonumber(s): Lua 5.1's tonumber parses a string twice (strtod
+-- each time), and those parses were about a tenth of these scripts' Redis CPU.
+local limit, delay, lease = ARGV[2] + 0, ARGV[3] + 0, ARGV[4] + 0
 
 -- The fast path: nobody queued, rid not yet a holder, and room for one more under this caller's
 -- limit and the smallest limit of the holders (lmin), which is most acquires. It grants as the
@@ -24,23 +25,32 @@ local ttl, maxq, heartbeat = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV
 -- after the general path; a holder leaving only raises the true smallest), so both can only send a
 -- caller to the general path when it had room, never grant one that had none. A holder whose lease
 -- ran out therefore stays in meta until the general path runs, which it does at the latest when
--- those holders fill the limit.
+-- those holders fill the limit. It writes only the fields that change (the gate's next and last
+-- are one string when there is no delay; lmin is rewritten only when it moves).
 local t = redis.call('TIME')
 local queued = redis.call('ZCARD', KEYS[2])
-local m = queued == 0 and redis.call('HMGET', KEYS[1], 'n', 'tok', 'next', 'last', 'hz', 'lmin', '=' .. rid)
+local own = '=' .. rid
+local m = queued == 0 and redis.call('HMGET', KEYS[1], 'n', 'tok', 'next', 'last', 'hz', 'lmin', own)
 do
-  local n = m and not m[7] and (tonumber(m[1]) or 0)
-  local lmin = n and n > 0 and (tonumber(m[6]) or 0)
+  local n = m and not m[7] and (m[1] or 0) + 0
+  local lmin = n and n > 0 and (m[6] or 0) + 0
   if n and (n == 0 or (n < limit and n < lmin)) then
-    local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-    local start = math.max(now, tonumber(m[3]) or 0)
-    if m[4] and delay > 0 then start = math.max(start, tonumber(m[4]) + delay) end
-    local token, exp = (tonumber(m[2]) or 0) + 1, start + lease
+    local now = t[1] * 1000 + math.floor(t[2] / 1000)
+    local start = math.max(now, (m[3] or 0) + 0)
+    if m[4] and delay > 0 then start = math.max(start, m[4] + delay) end
+    local token, exp = (m[2] or 0) + 1, start + lease
     local f = string.format
-    local w = {'n', f('%d', n + 1), 'lmin', f('%d', math.min(lmin or limit, limit)), 'tok', f('%d', token),
-      'next', f('%d', start + delay), 'last', f('%d', start), 'limit', ARGV[2], 'delay', ARGV[3],
-      '=' .. rid, f('%d %d %d %d', token, limit, start, exp)}
-    local hz, at = tonumber(m[5]), nil
+    local last = f('%d', start)
+    local w = {'n', f('%d', n + 1), 'tok', f('%d', token), 'next', delay > 0 and f('%d', start + delay) or last,
+      'last', last, 'limit', ARGV[2], 'delay', ARGV[3], own, f('%d %d %d %d', token, limit, start, exp)}
+    if lmin and lmin > limit then -- a stricter newcomer lowers lmin
+      w[#w + 1] = 'lmin'
+      w[#w + 1] = ARGV[2]
+    elseif not lmin and m[6] ~= ARGV[2] then -- the first holder sets it (a string compare: both are %d)
+      w[#w + 1] = 'lmin'
+      w[#w + 1] = ARGV[2]
+    end
+    local hz, at = m[5] and m[5] + 0, nil
     if not hz or math.max(exp, start + delay) + 1000 > hz then
       at = f('%d', (math.floor(math.max(exp, start + delay) / 1000) + 2) * 1000)
       w[#w + 1] = 'hz'
@@ -52,8 +62,32 @@ do
   end
 end
 
+-- The arrival: under contention most acquires come to a full key with a queue, and join it. This
+-- queues rid as the general path below would, in eight calls and without loading meta whole, when
+-- rid is new (neither a holder nor queued), the queue has room, every key already expires after the
+-- new waiter's deadline, and the key is full for rid and for everyone (n at least rid's limit and
+-- lmin), so pump would grant nobody. n counts a holder whose lease ran out until the general path
+-- drops it; the recheck hint is then the heartbeat, at which the waiter's next call runs the general
+-- path (the general path's hint is the earliest lease's end).
+if queued > 0 then
+  local ttl, maxq, heartbeat = ARGV[5] + 0, ARGV[6] + 0, ARGV[8] + 0
+  m = redis.call('HMGET', KEYS[1], 'n', 'lmin', 'hz', 'seq', own)
+  local n, now = (m[1] or 0) + 0, t[1] * 1000 + math.floor(t[2] / 1000)
+  if not m[5] and queued < maxq and n >= limit and n >= (m[2] or 0) + 0 and now + ttl + 1000 <= (m[3] or 0) + 0
+    and not redis.call('ZSCORE', KEYS[2], rid) then
+    local f = string.format
+    local seq = (m[4] or 0) + 1
+    redis.call('HSET', KEYS[1], 'seq', f('%d', seq))
+    redis.call('ZADD', KEYS[2], f('%d', -seq), rid)
+    redis.call('HSET', KEYS[3], rid, ARGV[2] .. ' ' .. ARGV[3] .. ' ' .. ARGV[4] .. ' ' .. ARGV[5] .. ' ' .. ARGV[7])
+    redis.call('ZADD', KEYS[4], f('%d', -(now + ttl)), rid)
+    return {0, queued + 1, heartbeat}
+  end
+end
+
 -- The general path: the helpers of common.lua are inserted here.
 -- @common
+local ttl, maxq, heartbeat = ARGV[5] + 0, ARGV[6] + 0, ARGV[8] + 0
 local now = now_ms(t)
 load(now)
 queued = waiting(now, queued)
@@ -71,13 +105,13 @@ if r then
 end
 
 if queued > 0 and redis.call('ZSCORE', KEYS[2], rid) then
-  redis.call('ZADD', KEYS[4], fmt(now + ttl), rid)
+  redis.call('ZADD', KEYS[4], fmt(-(now + ttl)), rid)
   needs(now + ttl)
   queued = pump(now, queued)
   flush(now, queued)
   r = granted()
   if r then return r end
-  return {0, redis.call('ZRANK', KEYS[2], rid) + 1, recheck(now, heartbeat)}
+  return {0, redis.call('ZREVRANK', KEYS[2], rid) + 1, recheck(now, heartbeat)}
 end
 
 queued = pump(now, queued)
@@ -92,9 +126,9 @@ if queued >= maxq then
 end
 local seq = num('seq') + 1
 set('seq', fmt(seq))
-redis.call('ZADD', KEYS[2], fmt(seq), rid)
+redis.call('ZADD', KEYS[2], fmt(-seq), rid)
 redis.call('HSET', KEYS[3], rid, fmt(limit) .. ' ' .. fmt(delay) .. ' ' .. fmt(lease) .. ' ' .. fmt(ttl) .. ' ' .. ARGV[7])
-redis.call('ZADD', KEYS[4], fmt(now + ttl), rid)
+redis.call('ZADD', KEYS[4], fmt(-(now + ttl)), rid)
 needs(now + ttl)
 fresh_queue = queued == 0
 flush(now, queued + 1)

@@ -8,9 +8,13 @@
 --                         high while an expired holder is not yet dropped), lmin (while n > 0: at most
 --                         the smallest limit among the holders), and one field per holder:
 --                         '=' .. rid -> "token limit start expiry" (ms, Redis server time)
---   KEYS[2] queue   ZSET  rid -> arrival sequence      (FIFO order)
+--   KEYS[2] queue   ZSET  rid -> minus its arrival sequence (FIFO: the oldest is the last member)
 --   KEYS[3] params  HASH  rid -> "limit delay lease ttl channel" of a waiter
---   KEYS[4] alive   ZSET  rid -> waiter deadline (ms); a waiter that stops heartbeating is dropped
+--   KEYS[4] alive   ZSET  rid -> minus its waiter deadline (ms); a waiter that stops heartbeating is dropped
+-- The two sorted sets hold negated scores because a small one is a listpack that ZADD scans from the
+-- head, parsing each score, until it finds a larger one: an arrival or a heartbeat, whose score is
+-- always the newest, then goes in at the head at once instead of after a scan of the whole queue
+-- (measured: about a tenth of a contended acquire+release's Redis CPU with 60 waiters).
 -- A key nobody waits for exists as meta only. Holders are at most the key's limit, so the HGETALL
 -- that reads meta whole is small; acquire and leave take a fast path without it (see there).
 -- Every time is read from TIME and every number written with string.format('%d'): '%.14g' would
@@ -35,14 +39,16 @@ local function needs(t) if t > horizon then horizon = t end end
 -- now_ms reads TIME, or takes the reading t a script's fast path already made.
 local function now_ms(t)
   t = t or redis.call('TIME')
-  now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
-  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local s, us = t[1] + 0, t[2] + 0
+  now_us = s * 1000000 + us
+  local now = s * 1000 + math.floor(us / 1000)
   needs(now)
   return now
 end
 
 local function set(f, v) M[f] = v; W[f] = v; D[f] = nil end
-local function num(f) return tonumber(M[f]) or 0 end
+-- num reads a number field; as s + 0, since Lua 5.1's tonumber(s) parses s twice.
+local function num(f) return (M[f] or 0) + 0 end
 
 local function hold(rid, token, limit, start, exp)
   if not H[rid] then nh = nh + 1 end
@@ -66,8 +72,9 @@ local function load(now)
     if string.byte(f, 1) == 61 then -- '='
       local token, limit, start, exp = string.match(v, '^(%d+) (%d+) (%d+) (%d+)$')
       local rid = string.sub(f, 2)
-      if exp and tonumber(exp) > now then
-        H[rid] = {tonumber(token), tonumber(limit), tonumber(start), tonumber(exp)}
+      exp = exp and exp + 0
+      if exp and exp > now then
+        H[rid] = {token + 0, limit + 0, start + 0, exp}
         nh = nh + 1
       else
         unhold(rid)
@@ -81,7 +88,8 @@ end
 local function waiting(now, queued)
   queued = queued or redis.call('ZCARD', KEYS[2])
   if queued == 0 then return 0 end
-  local gone = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now, 'LIMIT', 0, 1000)
+  -- deadline <= now, that is -deadline >= -now: the oldest deadlines, at the end of the set
+  local gone = redis.call('ZREVRANGEBYSCORE', KEYS[4], '+inf', fmt(-now), 'LIMIT', 0, 1000)
   if #gone > 0 then
     redis.call('ZREM', KEYS[4], unpack(gone))
     redis.call('ZREM', KEYS[2], unpack(gone))
@@ -154,19 +162,19 @@ local function pump(now, queued)
     if nh >= h[2] then return queued end
   end
   while queued > 0 do
-    local rid = redis.call('ZRANGE', KEYS[2], 0, 0)[1]
+    local rid = redis.call('ZRANGE', KEYS[2], -1, -1)[1]
     local p = redis.call('HGET', KEYS[3], rid)
     local limit, delay, lease, ttl, ch
     if p then limit, delay, lease, ttl, ch = string.match(p, '^(%d+) (%d+) (%d+) (%d+) (.+)$') end
     if not ch then
       dequeue(rid)
     else
-      limit = tonumber(limit)
+      limit = limit + 0
       if not room(limit) then return queued end
       dequeue(rid)
       -- A waiter may have died since its last heartbeat: its first lease lasts no longer than its
       -- waiter TTL, and the live client's first refresh extends it to the full lease.
-      local token, start, exp = grant(rid, limit, tonumber(delay), math.min(tonumber(lease), tonumber(ttl)), now)
+      local token, start, exp = grant(rid, limit, delay + 0, math.min(lease + 0, ttl + 0), now)
       redis.call('PUBLISH', ch, rid .. ' ' .. fmt(token) .. ' ' .. fmt(start) .. ' ' .. fmt(start - now) .. ' ' .. fmt(exp - now))
     end
     queued = queued - 1
@@ -191,7 +199,7 @@ local function flush(now, queued)
   local del = {}
   for f in pairs(D) do del[#del + 1] = f end
   if #del > 0 then redis.call('HDEL', KEYS[1], unpack(del)) end
-  local hz, at, all = tonumber(M['hz']), nil, false
+  local hz, at, all = M['hz'] and M['hz'] + 0, nil, false
   if queued == 0 and nh == 0 then
     at = math.max(now, num('next'), num('bo')) + 1000
     if at == hz or not next(W) and not M['tok'] then at = nil end -- unchanged, or meta is gone

@@ -29,7 +29,7 @@ for i = 1, #KEYS, 4 do
   local function left(f) return math.max(0, (tonumber(m[f]) or 0) - now) end
   out[#out + 1] = inflight
   out[#out + 1] = starting
-  out[#out + 1] = redis.call('ZCOUNT', KEYS[i + 2], '(' .. string.format('%d', now), '+inf')
+  out[#out + 1] = redis.call('ZCOUNT', KEYS[i + 2], '-inf', '(' .. string.format('%d', -now)) -- deadline > now (negated, see common.lua)
   out[#out + 1] = tonumber(m['limit']) or 0
   out[#out + 1] = tonumber(m['delay']) or 0
   out[#out + 1] = left('next')

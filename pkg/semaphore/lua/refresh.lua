@@ -6,8 +6,8 @@
 -- ARGV[4] since  us since the holder actually started, on its clock; -1 if it did not (see began)
 -- ARGV[5] delay  the holder's delay, ms
 -- Reply: remaining lease in ms (> 0), or -1 when the grant is gone or belongs to another token.
-local rid, token, lease = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local since, delay = tonumber(ARGV[4]) or -1, tonumber(ARGV[5]) or 0
+local rid, token, lease = ARGV[1], ARGV[2] + 0, ARGV[3] + 0
+local since, delay = ARGV[4] + 0, ARGV[5] + 0
 local now = now_ms()
 load(now)
 local h = H[rid]
