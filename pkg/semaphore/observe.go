@@ -147,7 +147,7 @@ func (o *Observer) keysOf(keys []string, b []int) []string {
 	ks := make([]string, 0, 4*len(b))
 	for _, i := range b {
 		p := o.prefix + ":{" + keys[i] + "}:"
-		ks = append(ks, p+"h", p+"g", p+"a", p+"m")
+		ks = append(ks, p+"h", p+"g", p+"d", p+"m")
 	}
 	return ks
 }

@@ -84,11 +84,13 @@ type redisStore struct {
 	batch   *batcher // acquires, releases and refreshes share pipelines (one server only); nil: each is sent alone
 }
 
-// keys returns the four keys of a semaphore key (meta, queue, params, alive; see lua/common.lua),
-// all with the same hash tag. They are cut from one string: one allocation for the four.
+// keys returns the four keys of a semaphore key (meta m, queue w, params p, alive d; see
+// lua/common.lua), all with the same hash tag, cut from one string: one allocation for the four.
+// The queue and alive sets hold negated scores; they were q and a when their scores were not, so
+// sidecars of the two layouts never read each other's sets as their own.
 func (r *redisStore) keys(key string) []string {
 	p := r.opts.Prefix + ":{" + key + "}:"
-	all := p + "m" + p + "q" + p + "p" + p + "a"
+	all := p + "m" + p + "w" + p + "p" + p + "d"
 	n := len(p) + 1
 	return []string{all[:n], all[n : 2*n], all[2*n : 3*n], all[3*n:]}
 }
