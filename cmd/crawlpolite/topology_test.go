@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,22 +22,7 @@ func TestTopCluster(t *testing.T) {
 		q.Add("addr", a)
 	}
 	redisURL := "redis+cluster://" + addrs[0] + "?" + q.Encode()
-	a, b := newOrigin(t, robotsA, 0, holdA), newOrigin(t, robotsB, 0, time.Millisecond)
-	pol := writeFile(t, "policy.yaml", fmt.Sprintf("defaults:\n  maxConcurrency: 2\n  minDelay: 0s\n"+
-		"rules:\n  - hosts: [%q]\n    maxConcurrency: %d\n", a.host(), limitA))
-	ctx, cancel := context.WithCancel(t.Context())
-	var wgs []*sync.WaitGroup
-	defer func() {
-		cancel()
-		for _, wg := range wgs {
-			wg.Wait()
-		}
-	}()
-	for range 2 {
-		s := startSidecar(t, nil, "--redis="+redisURL, "--policy-file="+pol)
-		wgs = append(wgs, crawl(ctx, s.client(), a.URL, 4), crawl(ctx, s.client(), b.URL, 2))
-	}
-	time.Sleep(2500 * time.Millisecond)
+	a, b := twoSidecarsCrawling(t, redisURL, "")
 	env := []string{"CRAWLPOLITE_REDIS=" + redisURL}
 	var got topJSON
 	before := time.Now()
@@ -101,22 +85,7 @@ func TestTopSentinel(t *testing.T) {
 		q.Add("addr", a)
 	}
 	redisURL := "redis+sentinel://" + st.Addrs()[0] + "?" + q.Encode()
-	a, b := newOrigin(t, robotsA, 0, holdA), newOrigin(t, robotsB, 0, time.Millisecond)
-	pol := writeFile(t, "policy.yaml", fmt.Sprintf("defaults:\n  maxConcurrency: 2\n  minDelay: 0s\n  waitTimeout: 60s\n"+
-		"rules:\n  - hosts: [%q]\n    maxConcurrency: %d\n", a.host(), limitA))
-	ctx, cancel := context.WithCancel(t.Context())
-	var wgs []*sync.WaitGroup
-	defer func() {
-		cancel()
-		for _, wg := range wgs {
-			wg.Wait()
-		}
-	}()
-	for range 2 {
-		s := startSidecar(t, nil, "--redis="+redisURL, "--policy-file="+pol)
-		wgs = append(wgs, crawl(ctx, s.client(), a.URL, 4), crawl(ctx, s.client(), b.URL, 2))
-	}
-	time.Sleep(2500 * time.Millisecond)
+	a, b := twoSidecarsCrawling(t, redisURL, "  waitTimeout: 60s\n")
 	env := []string{"CRAWLPOLITE_REDIS=" + redisURL}
 	// check reads top once; with wait, it tries again for up to 15 s until A is back at its limit
 	// with a queue (the sidecars follow a promotion within seconds; what they held is forgotten).
@@ -155,4 +124,22 @@ func TestTopSentinel(t *testing.T) {
 	}
 	t.Logf("promoted %s after %v", addr, took)
 	check("after the failover", true)
+}
+
+// twoSidecarsCrawling starts two sidecars on redisURL, each crawling origin A (limit limitA, 4
+// workers, robots.txt robotsA) and origin B (2 workers, robotsB's Crawl-delay), and lets the load
+// settle. defaults adds lines to the policy's defaults. The crawls end with the test, before the
+// sidecars stop.
+func twoSidecarsCrawling(t *testing.T, redisURL, defaults string) (a, b *origin) {
+	t.Helper()
+	a, b = newOrigin(t, robotsA, 0, holdA), newOrigin(t, robotsB, 0, time.Millisecond)
+	pol := writeFile(t, "policy.yaml", fmt.Sprintf("defaults:\n  maxConcurrency: 2\n  minDelay: 0s\n"+defaults+
+		"rules:\n  - hosts: [%q]\n    maxConcurrency: %d\n", a.host(), limitA))
+	for range 2 {
+		s := startSidecar(t, nil, "--redis="+redisURL, "--policy-file="+pol)
+		wa, wb := crawl(t.Context(), s.client(), a.URL, 4), crawl(t.Context(), s.client(), b.URL, 2)
+		t.Cleanup(func() { wa.Wait(); wb.Wait() }) // t.Context() has ended; runs before the sidecars stop
+	}
+	time.Sleep(2500 * time.Millisecond)
+	return a, b
 }
