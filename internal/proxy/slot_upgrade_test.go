@@ -5,7 +5,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"sync"
 	"testing"
 	"time"
 )
@@ -16,17 +15,14 @@ import (
 // client's cancellation while the origin was still working).
 func TestSlotHeldWhileOriginUpgrades(t *testing.T) {
 	const work = time.Second
-	var mu sync.Mutex
-	var done time.Time
+	var done doneAt
 	addr := rawOrigin(t, func(c net.Conn) {
 		br := bufio.NewReader(c)
 		if _, err := http.ReadRequest(br); err != nil {
 			return
 		}
 		time.Sleep(work) // the origin works on the request, the client leaves meanwhile
-		mu.Lock()
-		done = time.Now()
-		mu.Unlock()
+		done.mark()
 		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
 		_, _ = io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
 		_, _ = io.Copy(c, br) // echo until the proxy closes
@@ -43,20 +39,5 @@ func TestSlotHeldWhileOriginUpgrades(t *testing.T) {
 	}
 	time.Sleep(200 * time.Millisecond) // the origin has the request
 	_ = conn.Close()                   // and the client leaves before the 101
-	var rel time.Time
-	select {
-	case rel = <-turn.released:
-	case <-time.After(10 * time.Second):
-		t.Fatal("turn never released")
-	}
-	mu.Lock()
-	d := done
-	mu.Unlock()
-	if d.IsZero() || rel.Before(d) {
-		time.Sleep(work)
-		mu.Lock()
-		d = done
-		mu.Unlock()
-		t.Fatalf("turn released %v before the origin answered its 101", d.Sub(rel))
-	}
+	checkHeldUntilDone(t, turn, &done, work, "the origin answered its 101")
 }
