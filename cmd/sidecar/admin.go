@@ -39,6 +39,7 @@ const (
 type admin struct {
 	reg      *prometheus.Registry
 	rdb      redis.UniversalClient // nil for the in-process backend
+	obs      *semaphore.Observer   // reads /state from rdb; nil with it
 	degrade  bool                  // --on-redis-down=local: ready without Redis
 	thr      *throttle.Throttle
 	token    string // POST /quitquitquit needs "Authorization: Bearer <token>"; empty refuses all
@@ -53,9 +54,15 @@ type admin struct {
 	pingDown bool
 }
 
-func newAdmin(reg *prometheus.Registry, rdb redis.UniversalClient, degrade bool, thr *throttle.Throttle, token string) *admin {
-	return &admin{reg: reg, rdb: rdb, degrade: degrade, thr: thr, token: token,
+// newAdmin serves reg, rdb's health and state (sem: the options rdb's semaphore was made with, for
+// its key prefix), thr's hosts and the quit token.
+func newAdmin(reg *prometheus.Registry, rdb redis.UniversalClient, sem semaphore.Options, degrade bool, thr *throttle.Throttle, token string) *admin {
+	a := &admin{reg: reg, rdb: rdb, degrade: degrade, thr: thr, token: token,
 		quit: make(chan struct{}), stateSlots: make(chan struct{}, stateConcurrency)}
+	if rdb != nil {
+		a.obs = semaphore.NewObserver(observeClient(rdb), sem)
+	}
+	return a
 }
 
 func (a *admin) mux() *http.ServeMux {
@@ -153,7 +160,7 @@ func (a *admin) state(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var out map[string]any
-	if a.rdb != nil {
+	if a.obs != nil {
 		out = a.sharedState(r.Context(), hosts)
 	} else {
 		out = a.localState(r.Context(), hosts)
@@ -207,7 +214,7 @@ func (a *admin) sharedState(ctx context.Context, hosts []string) map[string]any 
 			}
 		}
 	}
-	obs, err := semaphore.NewObserver(observeClient(a.rdb), semaphore.Options{}).Observe(ctx, list)
+	obs, err := a.obs.Observe(ctx, list)
 	byKey := make(map[string]semaphore.HostState, len(obs.Hosts))
 	for _, st := range obs.Hosts {
 		byKey[st.Key] = st

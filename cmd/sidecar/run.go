@@ -113,7 +113,7 @@ func run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	adm := newAdmin(reg, rdb, fallback != nil, thr, token)
+	adm := newAdmin(reg, rdb, semOptions(o), fallback != nil, thr, token)
 	adminSrv := &http.Server{Handler: adm.mux(), ReadHeaderTimeout: 5 * time.Second}
 
 	var wg sync.WaitGroup
@@ -176,10 +176,13 @@ func newLogger(level string) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
 }
 
+// semOptions are the semaphores' options (/state's Observer reads with them too).
+func semOptions(o Options) semaphore.Options { return semaphore.Options{Lease: o.Lease} }
+
 // newSemaphores returns the semaphore turns come from, and the in-process fallback when Redis is
 // shared and --on-redis-down=local.
 func newSemaphores(rdb redis.UniversalClient, o Options) (sem, fallback *semaphore.Semaphore, err error) {
-	opts := semaphore.Options{Lease: o.Lease}
+	opts := semOptions(o)
 	if rdb == nil {
 		sem, err = semaphore.NewLocal(opts)
 		return sem, nil, err
